@@ -1,0 +1,17 @@
+/**
+ * mmulab's public library surface. src/cli calls only this.
+ */
+export * from './mem/index';
+export * from './arch/index';
+export { splitLeaf, splitSwap } from './arch/split';
+export * from './mm/errno';
+export * from './mm/locks';
+export * from './mm/vm-flags';
+export * from './mm/vma';
+export * from './mm/mm';
+export * from './mm/address-space';
+export * from './mm/machine';
+export * from './mm/pgalloc';
+export * from './mm/huge-memory';
+export * from './mm/pte-map';
+export * from './walk/pagewalk';

@@ -1,0 +1,102 @@
+/**
+ * A machine: physical memory, its frame allocator and metadata, one architecture configuration,
+ * and init_mm (the kernel's address space). Everything in src/mm hangs off one Machine.
+ */
+import { createArchBits, geometry as geometryByName, type ArchOptions, type Geometry, type GeometryName } from '../arch/index';
+import { Pgtable } from '../arch/pgtable';
+import type { ArchBits } from '../arch/types';
+import { FrameAllocator } from '../mem/frames';
+import { FrameMeta, PG_pgtable } from '../mem/framemeta';
+import { FRAME_SIZE, PhysMem } from '../mem/physmem';
+import { MmStruct } from './mm';
+
+export interface MachineOptions extends ArchOptions {
+  readonly geometry: GeometryName | Geometry;
+  /** Bytes of physical memory (default 256 MiB). */
+  readonly memSize?: number;
+  /** Physical address of the first byte (default 0 on x86-64, 0x40000000 on ARM64 as on QEMU virt). */
+  readonly physBase?: number;
+  /** Share an existing memory instead of creating one. */
+  readonly mem?: PhysMem;
+}
+
+export class Machine {
+  readonly geo: Geometry;
+  readonly mem: PhysMem;
+  readonly frames: FrameAllocator;
+  readonly meta: FrameMeta;
+  readonly bits: ArchBits;
+  readonly pgtable: Pgtable;
+  /** init_mm: the kernel's address space (x86-64: its own pgd with both halves; ARM64: the TTBR1 table). */
+  readonly initMm: MmStruct;
+  /** TASK_SIZE: addresses at or above it are kernel addresses. */
+  readonly TASK_SIZE: number;
+  /** Frames per table of a non-top level (one granule). */
+  readonly tableOrder: number;
+  /**
+   * Test seam for page-table allocation failure (-ENOMEM): the number of allocations through
+   * allocPgtable that still succeed; null = unlimited.
+   */
+  pgtableAllocLimit: number | null = null;
+  /**
+   * Test seam on pte_offset_map(_lock) (src/mm/pte-map.ts): return true to make this map fail,
+   * as when the pte table is freed under a lockless walk. pte_offset_kernel ignores it.
+   */
+  pteMapFault: ((pmd: number, addr: number) => boolean) | null = null;
+  /** Observers of internal steps (splits, table allocations): informational, for traces. */
+  onEvent: ((kind: string, detail: Record<string, unknown>) => void) | null = null;
+
+  constructor(opts: MachineOptions) {
+    this.geo = typeof opts.geometry === 'string' ? geometryByName(opts.geometry) : opts.geometry;
+    const physBase = opts.physBase ?? (this.geo.arch === 'arm64' ? 0x4000_0000 : 0);
+    this.mem = opts.mem ?? new PhysMem({ size: opts.memSize ?? 256 * 2 ** 20, physBase });
+    this.frames = new FrameAllocator(this.mem);
+    this.meta = new FrameMeta(this.mem);
+    this.bits = createArchBits(this.geo, opts);
+    this.pgtable = new Pgtable(this.mem, this.bits);
+    this.TASK_SIZE = this.geo.TASK_SIZE;
+    this.tableOrder = Math.log2(this.geo.PAGE_SIZE / FRAME_SIZE);
+    this.initMm = new MmStruct(this, this.allocTableFrames(), 'init_mm');
+  }
+
+  /** A new address space with an empty root table (mm_alloc + pgd_alloc). */
+  newMm(name = 'mm'): MmStruct {
+    return new MmStruct(this, this.allocTableFrames(), name);
+  }
+
+  /**
+   * Allocate one zeroed page-table page (granule-sized, naturally aligned), or -1 when the test
+   * seam says the allocator is out of memory, as __p?d_alloc would see -ENOMEM.
+   */
+  allocPgtable(): number {
+    if (this.pgtableAllocLimit !== null) {
+      if (this.pgtableAllocLimit <= 0) return -1;
+      this.pgtableAllocLimit--;
+    }
+    const pa = this.frames.tryAlloc(this.tableOrder);
+    if (pa < 0) return -1;
+    this.initTable(pa);
+    return pa;
+  }
+
+  /** Free a page-table page back to the allocator. */
+  freePgtable(pa: number): void {
+    this.meta.clearFlag(pa, PG_pgtable);
+    this.frames.free(pa, this.tableOrder);
+  }
+
+  private allocTableFrames(): number {
+    const pa = this.frames.alloc(this.tableOrder);
+    this.initTable(pa);
+    return pa;
+  }
+
+  private initTable(pa: number): void {
+    this.mem.zero(pa, this.geo.PAGE_SIZE);
+    this.meta.setFlag(pa, PG_pgtable);
+  }
+
+  emit(kind: string, detail: Record<string, unknown>): void {
+    this.onEvent?.(kind, detail);
+  }
+}
