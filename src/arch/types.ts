@@ -23,9 +23,9 @@ export interface DescriptorField {
   readonly name: string;
   readonly msb: number;
   readonly lsb: number;
-  /** The field's raw value (bits msb:lsb shifted down), except output/table addresses: see `address`. */
+  /** The field's raw bits (msb:lsb shifted down), for every field, address fields included. */
   readonly value: bigint;
-  /** For address fields: the physical address the field (or fields, e.g. LPA's split OA) encodes. */
+  /** For address fields only: the whole physical address the field (with any split high bits, e.g. LPA's OA[51:48]) encodes. */
   readonly address?: bigint;
   /** Short meaning of the value, e.g. "read-only, EL1 only" for AP = 0b10. */
   readonly meaning?: string;
@@ -111,7 +111,7 @@ export interface ArchBits {
   pfnPte(pfn: number, pgprot: bigint): bigint;
   /** pfn_pmd + pmd_mkhuge / pfn_pud + pud_mkhuge: a leaf at pmd or pud level. */
   pfnHuge(level: 'pmd' | 'pud', pfn: number, pgprot: bigint): bigint;
-  /** p?d_populate: a table entry pointing at the table at physical address tablePa. */
+  /** p?d_populate: the entry of logical level `level` (the one being written) pointing at the next table, at tablePa. */
   mkTable(level: LevelName, tablePa: number, user: boolean): bigint;
   /** __swp_entry_to_pte(__swp_entry(type, offset)): a non-present swap pte, Linux's encoding. */
   mkSwapPte(type: number, offset: number): bigint;
