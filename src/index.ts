@@ -15,3 +15,5 @@ export * from './mm/pgalloc';
 export * from './mm/huge-memory';
 export * from './mm/pte-map';
 export * from './walk/pagewalk';
+export * from './mm/image';
+export * from './walk/count';

@@ -2,14 +2,15 @@
  * The mmulab command: dispatch, help, and the exit-code contract of DESIGN.md
  * (0 ok, 1 bad input or failed operation, 2 usage; no stack trace for a user error).
  */
-import { PhysAddrError } from '../index';
+import { ImageError, PhysAddrError } from '../index';
 import type { Command, Io } from './command';
 import { decode } from './commands/decode';
 import { demo } from './commands/demo';
+import { walk } from './commands/walk';
 import { InputError, UsageError } from './errors';
 import { styleFor } from './style';
 
-export const COMMANDS: readonly Command[] = [demo, decode];
+export const COMMANDS: readonly Command[] = [demo, decode, walk];
 
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -48,7 +49,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       io.err(`mmulab ${cmd.name}: ${e.message}\n\n${cmd.usage}`);
       return 2;
     }
-    if (e instanceof InputError || e instanceof PhysAddrError || e instanceof RangeError || e instanceof SyntaxError) {
+    if (e instanceof InputError || e instanceof ImageError || e instanceof PhysAddrError || e instanceof RangeError || e instanceof SyntaxError) {
       io.err(`mmulab ${cmd.name}: ${(e as Error).message}`);
       return 1;
     }

@@ -18,6 +18,11 @@ export interface MachineOptions extends ArchOptions {
   readonly physBase?: number;
   /** Share an existing memory instead of creating one. */
   readonly mem?: PhysMem;
+  /**
+   * The memory already holds a system (a loaded image): every frame is reserved, since nothing
+   * says which are free, and init_mm gets no table of its own (the loader points it at the image's).
+   */
+  readonly adoptMemory?: boolean;
 }
 
 export class Machine {
@@ -56,7 +61,12 @@ export class Machine {
     this.pgtable = new Pgtable(this.mem, this.bits);
     this.TASK_SIZE = this.geo.TASK_SIZE;
     this.tableOrder = Math.log2(this.geo.PAGE_SIZE / FRAME_SIZE);
-    this.initMm = new MmStruct(this, this.allocTableFrames(), 'init_mm');
+    if (opts.adoptMemory) {
+      this.frames.reserve(this.mem.physBase, this.mem.size);
+      this.initMm = new MmStruct(this, this.mem.physBase, 'init_mm');
+    } else {
+      this.initMm = new MmStruct(this, this.allocTableFrames(), 'init_mm');
+    }
   }
 
   /** A new address space with an empty root table (mm_alloc + pgd_alloc). */

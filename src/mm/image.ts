@@ -1,0 +1,244 @@
+/**
+ * Image folders (FORMATS.md): DIR/memory.bin is raw physical memory from phys_base; DIR/machine.json
+ * holds the registers that select the translation regime. Loading builds a Machine whose init_mm
+ * root is the kernel's table (x86-64: CR3's; ARM64: TTBR1's) and lists the translatable roots.
+ *
+ * Images are input: every field is validated and an error names it and says what was expected.
+ * Saving writes to temporary files and renames them, so a failure leaves no half-written image.
+ */
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { geometry, GEOMETRY_NAMES, type Geometry } from '../arch/geometry';
+import { FRAME_SIZE, PhysMem } from '../mem/physmem';
+import { Machine } from './machine';
+
+export const IMAGE_FORMAT = 'mmulab-image/1';
+
+/** A problem with an image: names the file and field. */
+export class ImageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageError';
+  }
+}
+
+/** One translatable range and the table that maps it. */
+export interface ImageRoot {
+  readonly name: 'cr3' | 'ttbr0_el1' | 'ttbr1_el1';
+  /** Physical address of the root table. */
+  readonly table: number;
+  /** [start, end) of the VA range this root translates; end may be 2^64. */
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface LoadedImage {
+  readonly machine: Machine;
+  readonly roots: readonly ImageRoot[];
+  readonly registers: Readonly<Record<string, bigint>>;
+  readonly json: Readonly<Record<string, unknown>>;
+}
+
+const U64 = 1n << 64n;
+
+function field(bits: bigint, msb: number, lsb: number): number {
+  return Number((bits >> BigInt(lsb)) & ((1n << BigInt(msb - lsb + 1)) - 1n));
+}
+
+function parseHexField(v: unknown, where: string): bigint {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  if (typeof v !== 'string' || !/^0x[0-9a-fA-F]+$/.test(v)) {
+    throw new ImageError(`machine.json ${where}: expected a hex string "0x…", got ${JSON.stringify(v)}`);
+  }
+  const b = BigInt(v);
+  if (b >= U64) throw new ImageError(`machine.json ${where}: ${v} does not fit in 64 bits`);
+  return b;
+}
+
+function requireRegister(regs: Record<string, unknown>, name: string): bigint {
+  if (!(name in regs)) throw new ImageError(`machine.json registers.${name}: missing (required for this architecture)`);
+  return parseHexField(regs[name], `registers.${name}`);
+}
+
+/** x86-64: CR0.PG, CR4.PAE, EFER.LME must be on; CR4.LA57 picks 4 or 5 levels; CR3[51:12] is the root. */
+function x86Regime(regs: Record<string, unknown>, maxPhyAddr: number) {
+  const cr0 = requireRegister(regs, 'cr0');
+  const cr3 = requireRegister(regs, 'cr3');
+  const cr4 = requireRegister(regs, 'cr4');
+  const efer = requireRegister(regs, 'efer');
+  if (!field(cr0, 31, 31)) throw new ImageError('machine.json registers.cr0: PG (bit 31) is 0 — paging is disabled, nothing to translate');
+  if (!field(cr4, 5, 5)) throw new ImageError('machine.json registers.cr4: PAE (bit 5) must be 1 for 4- or 5-level paging');
+  if (!field(efer, 8, 8)) throw new ImageError('machine.json registers.efer: LME (bit 8) must be 1 for IA-32e paging');
+  const la57 = field(cr4, 12, 12) === 1;
+  const g = geometry(la57 ? 'x86_64-5level' : 'x86_64-4level');
+  const table = Number(cr3 & ((1n << BigInt(maxPhyAddr)) - 1n) & ~0xfffn);
+  const half = 2 ** (g.vaBits - 1);
+  const roots: ImageRoot[] = [
+    { name: 'cr3', table, start: 0, end: half },
+    { name: 'cr3', table, start: 2 ** 64 - half, end: 2 ** 64 },
+  ];
+  return { g, roots, nxe: field(efer, 11, 11) === 1 };
+}
+
+/** ARM64 (VMSAv8-64 stage 1, EL1&0): TCR_EL1 picks granule and VA size per TTBR; EPDn disables a walk. */
+function arm64Regime(regs: Record<string, unknown>) {
+  const tcr = requireRegister(regs, 'tcr_el1');
+  const sctlr = 'sctlr_el1' in regs ? parseHexField(regs.sctlr_el1, 'registers.sctlr_el1') : 1n;
+  if (!field(sctlr, 0, 0)) throw new ImageError('machine.json registers.sctlr_el1: M (bit 0) is 0 — the stage 1 MMU is off');
+  if (field(sctlr, 25, 25)) {
+    throw new ImageError('machine.json registers.sctlr_el1: EE (bit 25) = 1 (big-endian table walks) is not supported yet by image loading');
+  }
+  const t0sz = field(tcr, 5, 0);
+  const epd0 = field(tcr, 7, 7);
+  const tg0 = field(tcr, 15, 14);
+  const t1sz = field(tcr, 21, 16);
+  const epd1 = field(tcr, 23, 23);
+  const tg1 = field(tcr, 31, 30);
+  // TG0 and TG1 encode granules differently (Arm ARM, TCR_EL1).
+  const g0 = ({ 0: '4k', 1: '64k', 2: '16k' } as Record<number, string>)[tg0];
+  const g1 = ({ 1: '16k', 2: '4k', 3: '64k' } as Record<number, string>)[tg1];
+  if (!epd0 && !g0) throw new ImageError(`machine.json registers.tcr_el1: TG0 = ${tg0} is a reserved granule encoding`);
+  if (!epd1 && !g1) throw new ImageError(`machine.json registers.tcr_el1: TG1 = ${tg1} is a reserved granule encoding`);
+  if (!epd0 && !epd1 && (g0 !== g1 || t0sz !== t1sz)) {
+    throw new ImageError(
+      `machine.json registers.tcr_el1: TTBR0 (${g0}, T0SZ ${t0sz}) and TTBR1 (${g1}, T1SZ ${t1sz}) differ; mmulab models one granule and VA size per machine, as Linux does`,
+    );
+  }
+  const granule = epd0 ? g1! : g0!;
+  const vaBits = 64 - (epd0 ? t1sz : t0sz);
+  const name = `arm64-${granule}-${vaBits}`;
+  if (!(GEOMETRY_NAMES as string[]).includes(name)) {
+    throw new ImageError(
+      `machine.json registers.tcr_el1: ${vaBits}-bit VA (T${epd0 ? 1 : 0}SZ ${64 - vaBits}) with the ${granule} granule is not a configuration Linux builds (expected one of ${GEOMETRY_NAMES.filter((n) => n.startsWith(`arm64-${granule}-`)).join(', ')})`,
+    );
+  }
+  const g: Geometry = geometry(name);
+  const ds = field(tcr, 59, 59);
+  if (g.pa52 === 'lpa2' && !ds) throw new ImageError('machine.json registers.tcr_el1: 52-bit VA with a 4K/16K granule needs DS (bit 59) = 1 (LPA2)');
+  const roots: ImageRoot[] = [];
+  const span = 2 ** vaBits;
+  const baddr = (ttbr: bigint) => {
+    // BADDR is bits 47:1 (table alignment zeroes the low ones); with 52-bit OAs bits 5:2 hold BADDR[51:48].
+    let pa = ttbr & 0x0000_ffff_ffff_fffen;
+    if (g.pa52 !== 'none') pa = (pa & ~0x3cn) | (BigInt(field(ttbr, 5, 2)) << 48n);
+    return Number(pa);
+  };
+  if (!epd0) roots.push({ name: 'ttbr0_el1', table: baddr(requireRegister(regs, 'ttbr0_el1')), start: 0, end: span });
+  if (!epd1) roots.push({ name: 'ttbr1_el1', table: baddr(requireRegister(regs, 'ttbr1_el1')), start: 2 ** 64 - span, end: 2 ** 64 });
+  return { g, roots };
+}
+
+/** Read an image folder into a new Machine. */
+export function loadImage(dir: string): LoadedImage {
+  const jsonPath = join(dir, 'machine.json');
+  const memPath = join(dir, 'memory.bin');
+  if (!existsSync(jsonPath)) throw new ImageError(`${jsonPath}: not found (an image folder holds machine.json and memory.bin)`);
+  if (!existsSync(memPath)) throw new ImageError(`${memPath}: not found (an image folder holds machine.json and memory.bin)`);
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(jsonPath, 'utf8'));
+  } catch (e) {
+    throw new ImageError(`${jsonPath}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ImageError(`${jsonPath}: expected a JSON object`);
+  if (json.format !== undefined && json.format !== IMAGE_FORMAT) {
+    throw new ImageError(`machine.json format: expected "${IMAGE_FORMAT}", got ${JSON.stringify(json.format)}`);
+  }
+  const arch = json.arch;
+  if (arch !== 'x86_64' && arch !== 'arm64') throw new ImageError(`machine.json arch: expected "x86_64" or "arm64", got ${JSON.stringify(arch)}`);
+  const physBase = json.phys_base === undefined ? 0 : Number(parseHexField(json.phys_base, 'phys_base'));
+  if (physBase % FRAME_SIZE !== 0) throw new ImageError(`machine.json phys_base: ${json.phys_base} is not 4 KiB aligned`);
+  const regs = json.registers;
+  if (typeof regs !== 'object' || regs === null || Array.isArray(regs)) throw new ImageError('machine.json registers: expected an object of hex strings');
+  const cpu = (json.cpu ?? {}) as Record<string, unknown>;
+  if (typeof cpu !== 'object' || cpu === null) throw new ImageError('machine.json cpu: expected an object');
+  let maxPhyAddr = 52;
+  if (cpu.maxphyaddr !== undefined) {
+    if (typeof cpu.maxphyaddr !== 'number' || !Number.isInteger(cpu.maxphyaddr) || cpu.maxphyaddr < 36 || cpu.maxphyaddr > 52) {
+      throw new ImageError(`machine.json cpu.maxphyaddr: expected an integer 36 … 52, got ${JSON.stringify(cpu.maxphyaddr)}`);
+    }
+    maxPhyAddr = cpu.maxphyaddr;
+  }
+  const regime = arch === 'x86_64' ? x86Regime(regs as Record<string, unknown>, maxPhyAddr) : { ...arm64Regime(regs as Record<string, unknown>), nxe: true };
+
+  const fd = openSync(memPath, 'r');
+  let machine: Machine;
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0 || size % FRAME_SIZE !== 0) {
+      throw new ImageError(`${memPath}: ${size} bytes; expected a non-zero multiple of 4096 (whole frames)`);
+    }
+    const mem = new PhysMem({ size, physBase });
+    const bytes = new Uint8Array(mem.buffer);
+    for (let off = 0; off < size; ) {
+      const n = readSync(fd, bytes, off, Math.min(size - off, 1 << 30), off);
+      if (n <= 0) throw new ImageError(`${memPath}: short read at byte ${off}`);
+      off += n;
+    }
+    machine = new Machine({ geometry: regime.g, mem, maxPhyAddr, nxe: regime.nxe, adoptMemory: true });
+  } finally {
+    closeSync(fd);
+  }
+  for (const r of regime.roots) {
+    if (!machine.mem.contains(r.table, machine.pgtable.tableBytes('pgd'))) {
+      throw new ImageError(
+        `machine.json registers.${r.name}: root table at 0x${r.table.toString(16)} is outside memory [0x${physBase.toString(16)}, 0x${machine.mem.physEnd.toString(16)})`,
+      );
+    }
+  }
+  const kernelRoot = regime.roots[regime.roots.length - 1]!;
+  machine.initMm.pgd = kernelRoot.table;
+  const registers: Record<string, bigint> = {};
+  for (const [k, v] of Object.entries(regs as Record<string, unknown>)) registers[k] = parseHexField(v, `registers.${k}`);
+  return { machine, roots: regime.roots, registers, json };
+}
+
+/** Write an image folder atomically: both files go to temporaries first, then are renamed. */
+export function saveImage(dir: string, machine: Machine, registers: Record<string, bigint>, extra: Record<string, unknown> = {}): void {
+  mkdirSync(dir, { recursive: true });
+  const json = {
+    format: IMAGE_FORMAT,
+    arch: machine.geo.arch,
+    phys_base: '0x' + machine.mem.physBase.toString(16),
+    registers: Object.fromEntries(Object.entries(registers).map(([k, v]) => [k, '0x' + v.toString(16)])),
+    ...extra,
+  };
+  const tmpMem = join(dir, `.memory.bin.${process.pid}.tmp`);
+  const tmpJson = join(dir, `.machine.json.${process.pid}.tmp`);
+  try {
+    const fd = openSync(tmpMem, 'w');
+    try {
+      const bytes = new Uint8Array(machine.mem.buffer);
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30));
+    } finally {
+      closeSync(fd);
+    }
+    writeFileSync(tmpJson, JSON.stringify(json, null, 2) + '\n');
+    renameSync(tmpMem, join(dir, 'memory.bin'));
+    renameSync(tmpJson, join(dir, 'machine.json'));
+  } catch (e) {
+    rmSync(tmpMem, { force: true });
+    rmSync(tmpJson, { force: true });
+    throw e;
+  }
+}
+
+/** The registers that make a Machine's regime, for saveImage: x86-64 CR0/CR3/CR4/EFER; ARM64 TCR/TTBRs/SCTLR. */
+export function registersFor(machine: Machine, userPgd: number, kernelPgd: number): Record<string, bigint> {
+  const g = machine.geo;
+  if (g.arch === 'x86_64') {
+    const cr4 = 0x20n | 0x80n | 0x200n | 0x400n | (g.pgtableLevels === 5 ? 1n << 12n : 0n); // PAE PGE OSFXSR OSXMMEXCPT [LA57]
+    return { cr0: 0x8005_0033n, cr3: BigInt(userPgd), cr4, efer: 0xd01n };
+  }
+  const tsz = BigInt(64 - g.vaBits);
+  const tg0 = { 4096: 0n, 65536: 1n, 16384: 2n }[g.PAGE_SIZE];
+  const tg1 = { 4096: 2n, 65536: 3n, 16384: 1n }[g.PAGE_SIZE];
+  const ds = g.pa52 === 'lpa2' ? 1n << 59n : 0n;
+  const ips = g.pa52 === 'none' ? 5n : 6n; // 48-bit or 52-bit physical addresses
+  const tcr = tsz | (tg0 << 14n) | (tsz << 16n) | (tg1 << 30n) | (ips << 32n) | ds;
+  const ttbr = (pa: number) => {
+    const b = BigInt(pa);
+    return g.pa52 === 'none' ? b : (b & 0x0000_ffff_ffff_ffc0n) | (((b >> 48n) & 0xfn) << 2n);
+  };
+  return { tcr_el1: tcr, ttbr0_el1: ttbr(userPgd), ttbr1_el1: ttbr(kernelPgd), mair_el1: 0x0000_00bb_ff44_0c0400n & 0xffff_ffff_ffff_ffffn, sctlr_el1: 0x30d0_5185n };
+}
