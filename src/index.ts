@@ -17,3 +17,4 @@ export * from './mm/pte-map';
 export * from './walk/pagewalk';
 export * from './mm/image';
 export * from './walk/count';
+export * as pagewalkConformance from './walk/conformance/index';

@@ -7,10 +7,11 @@ import type { Command, Io } from './command';
 import { decode } from './commands/decode';
 import { demo } from './commands/demo';
 import { walk } from './commands/walk';
+import { conformance } from './commands/conformance';
 import { InputError, UsageError } from './errors';
 import { styleFor } from './style';
 
-export const COMMANDS: readonly Command[] = [demo, decode, walk];
+export const COMMANDS: readonly Command[] = [demo, decode, walk, conformance];
 
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
