@@ -44,12 +44,14 @@ export class AddressSpace {
 
   /**
    * vma_interval_tree_foreach(vma, &mapping->i_mmap, first, last): the VMAs whose page-offset
-   * interval meets [first, last], in i_mmap order. Offsets are exact integers below 2^64.
+   * interval meets [first, last], in i_mmap order. Offsets are unsigned long page indices, compared
+   * exactly as bigint (a query's last index may be ULONG_MAX).
    */
-  *overlapping(first: number, last: number): Generator<VmAreaStruct> {
+  *overlapping(first: bigint, last: bigint): Generator<VmAreaStruct> {
     for (const vma of this.iMmap) {
-      if (vma.vmPgoff > last) break;
-      const vmaLast = vma.vmPgoff + vmaPages(vma) - 1;
+      const vba = BigInt(vma.vmPgoff);
+      if (vba > last) break;
+      const vmaLast = vba + BigInt(vmaPages(vma)) - 1n;
       if (vmaLast >= first) yield vma;
     }
   }

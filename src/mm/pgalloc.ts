@@ -139,10 +139,21 @@ export function setHugePteAt(mm: MmStruct, addr: number, ptep: number, pte: bigi
   if (g.arch !== 'arm64' || !Number.isInteger(count) || count < 2) {
     throw new RangeError(`set_huge_pte_at: huge page size 0x${sz.toString(16)} is not supported on ${g.name}`);
   }
-  // Contiguous hint: consecutive entries, each with its own slice of the output address.
+  // Contiguous hint: consecutive entries, each with its own slice of the output address. Each is
+  // re-encoded through pfnPte, since with LPA/LPA2 the address is split across the descriptor.
   const contBit = 1n << 52n;
-  const step = BigInt(entrySpan);
-  for (let i = 0; i < count; i++) pt.set(ptep + i * 8, (pte | contBit) + BigInt(i) * step);
+  const lo = Number(pte & 0xffffffffn);
+  const hi = Number(pte >> 32n);
+  const level = sz < g.PMD_SIZE ? 'pte' : 'pmd';
+  const pfn = m(mm).bits.leafPfn(level, lo, hi);
+  const oaMask = m(mm).bits.pfnPte(2 ** (52 - g.PAGE_SHIFT) - 1, 0n);
+  const prot = (pte & ~oaMask) | contBit;
+  const step = entrySpan / g.PAGE_SIZE;
+  for (let i = 0; i < count; i++) pt.set(ptep + i * 8, m(mm).bits.pfnPte(pfn + i * step, prot));
+}
+
+function m(mm: MmStruct) {
+  return mm.machine;
 }
 
 function assertAligned(mm: MmStruct, addr: number, size: number, what: string): void {

@@ -45,6 +45,9 @@ export class VmAreaStruct {
     this.vmEnd = init.end;
     this.vmFlags = init.flags >>> 0;
     this.vmPgoff = init.pgoff ?? 0;
+    if (!Number.isSafeInteger(this.vmPgoff) || this.vmPgoff < 0) {
+      throw new RangeError(`vma pgoff ${this.vmPgoff}: expected a page offset in 0 … 2^53 - 1 (exact as a number)`);
+    }
     this.vmFile = init.file ?? null;
     this.hugepageSize = init.hugepageSize ?? null;
     this.split = init.split ?? null;

@@ -592,7 +592,7 @@ export function walkPageMapping<P>(
   const last = (first + n - 1n + U64) % U64;
   let err = 0;
   let walk: MmWalk<P> | null = null;
-  for (const vma of [...mapping.overlapping(Number(first), Number(last))]) {
+  for (const vma of [...mapping.overlapping(first, last)]) {
     const vba = BigInt(vma.vmPgoff);
     const vea = (vba + BigInt(vmaPages(vma))) % U64;
     const cba = first > vba ? first : vba;
