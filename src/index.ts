@@ -18,3 +18,4 @@ export * from './walk/pagewalk';
 export * from './mm/image';
 export * from './walk/count';
 export * as pagewalkConformance from './walk/conformance/index';
+export * from './mm/free-pgtables';
