@@ -19,3 +19,4 @@ export * from './mm/image';
 export * from './walk/count';
 export * as pagewalkConformance from './walk/conformance/index';
 export * from './mm/free-pgtables';
+export * from './walk/pagemap';
