@@ -20,3 +20,4 @@ export * from './walk/count';
 export * as pagewalkConformance from './walk/conformance/index';
 export * from './mm/free-pgtables';
 export * from './walk/pagemap';
+export * from './walk/smaps';
