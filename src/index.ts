@@ -21,3 +21,4 @@ export * as pagewalkConformance from './walk/conformance/index';
 export * from './mm/free-pgtables';
 export * from './walk/pagemap';
 export * from './walk/smaps';
+export * from './walk/ptdump';

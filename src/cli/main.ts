@@ -7,11 +7,12 @@ import type { Command, Io } from './command';
 import { decode } from './commands/decode';
 import { demo } from './commands/demo';
 import { walk } from './commands/walk';
+import { dump } from './commands/dump';
 import { conformance } from './commands/conformance';
 import { InputError, UsageError } from './errors';
 import { styleFor } from './style';
 
-export const COMMANDS: readonly Command[] = [demo, decode, walk, conformance];
+export const COMMANDS: readonly Command[] = [demo, decode, walk, dump, conformance];
 
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

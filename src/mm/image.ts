@@ -223,6 +223,13 @@ export function saveImage(dir: string, machine: Machine, registers: Record<strin
   }
 }
 
+/**
+ * MAIR_EL1 as Linux 6.18 programs it (arch/arm64/include/asm/memory.h MT_* indices): Attr0
+ * MT_NORMAL 0xff, Attr1 MT_NORMAL_TAGGED 0xff (0xf0 only with MTE), Attr2 MT_NORMAL_NC 0x44,
+ * Attr3 MT_DEVICE_nGnRnE 0x00, Attr4 MT_DEVICE_nGnRE 0x04 — the AttrIndx values pgprot() uses.
+ */
+export const MAIR_EL1_LINUX = 0x04_00_44_ff_ffn;
+
 /** The registers that make a Machine's regime, for saveImage: x86-64 CR0/CR3/CR4/EFER; ARM64 TCR/TTBRs/SCTLR. */
 export function registersFor(machine: Machine, userPgd: number, kernelPgd: number): Record<string, bigint> {
   const g = machine.geo;
@@ -240,5 +247,5 @@ export function registersFor(machine: Machine, userPgd: number, kernelPgd: numbe
     const b = BigInt(pa);
     return g.pa52 === 'none' ? b : (b & 0x0000_ffff_ffff_ffc0n) | (((b >> 48n) & 0xfn) << 2n);
   };
-  return { tcr_el1: tcr, ttbr0_el1: ttbr(userPgd), ttbr1_el1: ttbr(kernelPgd), mair_el1: 0x0000_00bb_ff44_0c0400n & 0xffff_ffff_ffff_ffffn, sctlr_el1: 0x30d0_5185n };
+  return { tcr_el1: tcr, ttbr0_el1: ttbr(userPgd), ttbr1_el1: ttbr(kernelPgd), mair_el1: MAIR_EL1_LINUX, sctlr_el1: 0x30d0_5185n };
 }
