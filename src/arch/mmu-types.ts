@@ -1,0 +1,112 @@
+/**
+ * The contract of the CPU-side translation (what the hardware does on an access), separate from the
+ * Linux helpers of types.ts so that a kernel-model bug the hardware would expose can be caught
+ * (DESIGN.md, Fidelity). One module per architecture implements `Mmu`; the TLB model (tlb.ts)
+ * caches what they return.
+ *
+ * Hot-path shape: `walk()` writes into a caller-owned `WalkResult` and allocates nothing; the
+ * object-returning `translate()` is the API edge (CLI, tests, tools).
+ */
+
+export type AccessKind = 'read' | 'write' | 'exec';
+
+/** Fault kinds by manual name (FORMATS.md, translate). */
+export type X86FaultKind = 'not_present' | 'protection' | 'reserved' | 'non_canonical';
+export type Arm64FaultKind = 'translation' | 'access_flag' | 'permission' | 'address_size';
+export type FaultKind = X86FaultKind | Arm64FaultKind;
+
+/** Effective permissions of a translation, combined down the levels as the hardware does. */
+export const PERM_R = 1; // readable at the privilege it was looked up for… see permUser/permPriv
+export const PERM_W = 2;
+export const PERM_X = 4;
+
+/**
+ * One hardware walk's outcome, mutated in place by Mmu.walk (no allocation per walk).
+ * Numbers only: a physical address below 2^52 is exact in a double.
+ */
+export class WalkResult {
+  /** null on success. */
+  fault: FaultKind | null = null;
+  /** x86-64: the #PF error code; ARM64: the DFSC/IFSC value (ESR_ELx.ISS[5:0]). 0 on success. */
+  code = 0;
+  /**
+   * The hardware level number of the table holding the leaf or the faulting entry: x86-64 5…1
+   * (PML5 … PT), ARM64 lookup level -1…3. For a non-canonical / address-size fault before any
+   * table is read: the start level (ARM64) or the top level (x86-64).
+   */
+  level = 0;
+  /** Physical address of the byte translated (page base + offset). */
+  pa = 0;
+  /** Physical address of the page/block base. */
+  pageBase = 0;
+  /** Bytes the leaf maps (4K, 2M, 1G; ARM64 16K/64K granules, 32M, 512M, 64G, 4T blocks…). */
+  pageSize = 0;
+  /** Effective permissions for user / EL0 and for supervisor / EL1 accesses (PERM_* bits). */
+  permUser = 0;
+  permPriv = 0;
+  /** x86-64 G (global) / ARM64 !nG. */
+  global = false;
+  /** ARM64 Contiguous bit on the leaf; x86-64 always false. */
+  contiguous = false;
+  /** The leaf descriptor as read (after any A/D update), and its physical address. */
+  leafLo = 0;
+  leafHi = 0;
+  leafAddr = 0;
+  /** Whether the leaf's dirty state allows a write without another walk (x86 D = 1; ARM64 writable without DBM clean). */
+  dirty = false;
+  /** x86-64: protection key of the leaf (0 when CR4.PKE is off); ARM64: AttrIndx. */
+  pkey = 0;
+  attrIndx = 0;
+  /** Descriptor reads of this walk (memory references per walk). */
+  memRefs = 0;
+  /** Table entries visited, top first: physical address of each descriptor read (for explain / paging-structure caches). */
+  readonly entryAddrs: number[] = [0, 0, 0, 0, 0, 0];
+  readonly entryLo: number[] = [0, 0, 0, 0, 0, 0];
+  readonly entryHi: number[] = [0, 0, 0, 0, 0, 0];
+  entries = 0;
+}
+
+/** The object form of a translation, for the API edge (FORMATS.md translate JSON). */
+export interface Translation {
+  readonly va: bigint;
+  readonly pa: bigint;
+  readonly level: number;
+  readonly pageSize: number;
+  /** The leaf's effective attributes by manual name (x86-64: rw, us, nx, g, a, d, pwt, pcd, pat, pkey; ARM64: ap, uxn, pxn, af, sh, attr_indx, ng, contiguous, dbm, plus memattr from MAIR). */
+  readonly attrs: Readonly<Record<string, number | boolean | string>>;
+}
+export interface TranslationFaultInfo {
+  readonly va: bigint;
+  readonly fault: { readonly kind: FaultKind; readonly level: number; readonly code: number };
+}
+export type TranslateOutcome = Translation | TranslationFaultInfo;
+
+export function isFault(t: TranslateOutcome): t is TranslationFaultInfo {
+  return 'fault' in t;
+}
+
+export interface TranslateOptions {
+  /** Debugger walk: no accessed/dirty update, no TLB fill, no statistics. */
+  readonly debug?: boolean;
+}
+
+/**
+ * One architecture's MMU over one physical memory, configured by its registers (the same names
+ * and values as machine.json: x86-64 cr0, cr3, cr4, efer, pkru, rflags; ARM64 ttbr0_el1,
+ * ttbr1_el1, tcr_el1, mair_el1, sctlr_el1, pstate_pan (0/1)). Writing a register goes through
+ * setRegister, which re-derives the regime (and, for CR3/TTBR writes, tells the TLB as the ISA
+ * says).
+ */
+export interface Mmu {
+  readonly arch: 'x86_64' | 'arm64';
+  setRegister(name: string, value: bigint): void;
+  getRegister(name: string): bigint;
+  /**
+   * The hardware walk for one access, without the TLB. `user`: CPL 3 (x86-64) / EL0 (ARM64).
+   * vaHi/vaLo are the two 32-bit halves of the VA (so the hot path needs no BigInt); the page
+   * offset is in vaLo. Sets A/D (x86) or AF/DBM-dirty (ARM64 with HA/HD) unless `debug`.
+   */
+  walk(vaHi: number, vaLo: number, access: AccessKind, user: boolean, debug: boolean, out: WalkResult): void;
+  /** The API edge: a bigint VA, an object result. */
+  translate(va: bigint, access: AccessKind, user: boolean, opts?: TranslateOptions): TranslateOutcome;
+}
