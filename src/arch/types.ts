@@ -120,6 +120,13 @@ export interface ArchBits {
   swapOffset(lo: Lo, hi: Hi): number;
   /** pte_mkold/pte_mkyoung, pte_wrprotect, pte_mkwrite, pte_mkdirty/pte_mkclean (bigint edge). */
   pteModify(pte: bigint, change: { young?: boolean; write?: boolean; dirty?: boolean }): bigint;
+  /** pte_mkspecial: mark a pte that maps no struct page the mm should count (zero page, pfn maps). */
+  pteMkspecial(pte: bigint): bigint;
+  /**
+   * pte_modify(pte, newprot) (mprotect's change_pte_range): the protection bits of newprot, the
+   * frame, accessed, dirty and software bits of pte.
+   */
+  pteModifyProt(pte: bigint, newprot: bigint): bigint;
 
   // ---- the manuals' descriptor formats --------------------------------------------------------
   /** Decode a descriptor read from a table at a hardware level (x86 5…1, ARM64 -1…3). */

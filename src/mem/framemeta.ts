@@ -10,6 +10,10 @@
  *    mmulab stores the unbiased count, so a fresh frame reads 0 and zeroed arrays need no set-up;
  *  - flags (Uint32Array): bit PG_x set when the page flag PG_x is set (test_bit(PG_x, &page->flags));
  *  - order (Uint8Array): folio_order() of a compound head (0 elsewhere);
+ *  - entireMapcount (Int32Array): folio->_entire_mapcount, unbiased: on a compound head, the PMD/PUD
+ *    mappings of the whole folio (the per-page mapcount counts PTE mappings only);
+ *  - index (Float64Array): page->index — the page offset in its file, or the linear page index of
+ *    an anonymous page (exact: below 2^53);
  *  - compoundHead (Int32Array): for a tail page, the frame index of its head (Linux's
  *    page->compound_head with bit 0 set); -1 for heads and for pages outside any compound page.
  *    A head is recognised by PG_head, as in Linux.
@@ -37,6 +41,10 @@ export const PG_swapbacked = 9;
 export const PG_anon = 10;
 /** The frame holds a page table (Linux marks these with the PGTY_table page type, PageTable()). */
 export const PG_pgtable = 11;
+/** PageAnonExclusive: the anonymous page is mapped by exactly one process and may be written in place. */
+export const PG_anon_exclusive = 12;
+/** The folio sits in the swap cache (folio_test_swapcache). */
+export const PG_swapcache = 13;
 
 /** Names of the flags by bit number, for dumps and error messages. */
 export const PAGE_FLAG_NAMES: readonly string[] = [
@@ -52,6 +60,8 @@ export const PAGE_FLAG_NAMES: readonly string[] = [
   'swapbacked',
   'anon',
   'pgtable',
+  'anon_exclusive',
+  'swapcache',
 ];
 
 /** The names of the flags set in a flags word, low bit first (as /proc/kpageflags tools print). */
@@ -74,6 +84,8 @@ export class FrameMeta {
   readonly flags: Uint32Array;
   readonly order: Uint8Array;
   readonly compoundHead: Int32Array;
+  readonly entireMapcount: Int32Array;
+  readonly index: Float64Array;
 
   constructor(mem: Pick<PhysMem, 'physBase' | 'frames'>) {
     const { physBase, frames } = mem;
@@ -90,6 +102,8 @@ export class FrameMeta {
     this.flags = new Uint32Array(frames);
     this.order = new Uint8Array(frames);
     this.compoundHead = new Int32Array(frames).fill(-1);
+    this.entireMapcount = new Int32Array(frames);
+    this.index = new Float64Array(frames);
   }
 
   /** Frame index of the frame holding pa; PhysAddrError outside memory. */
@@ -295,6 +309,8 @@ export class FrameMeta {
     this.flags.fill(0, first, end);
     this.order.fill(0, first, end);
     this.compoundHead.fill(-1, first, end);
+    this.entireMapcount.fill(0, first, end);
+    this.index.fill(0, first, end);
   }
 }
 

@@ -14,10 +14,25 @@ import { vmaPages } from './vma';
 export class AddressSpace {
   readonly iMmapRwsem: RwSemaphore;
   private readonly iMmap: VmAreaStruct[] = [];
-  /** The page cache: file page index → physical address of the page. */
+  /** The page cache: file page index → physical address of the folio holding it. */
   readonly pages = new Map<number, number>();
+  /** The file's contents on its backing store, by page index (pages never written are zeros). */
+  readonly backing = new Map<number, Uint8Array>();
+  /** i_size in bytes. */
+  size = 0;
+  /**
+   * shmem / tmpfs (and MAP_SHARED|MAP_ANONYMOUS, which Linux backs with a shmem file): swap-backed
+   * pages, no writeback, no write notification. Otherwise a regular file with dirty accounting.
+   */
+  shmem = false;
+  /** hugetlbfs: pages of this size, indexed in units of it. */
+  hugepageSize: number | null = null;
 
-  constructor(readonly name: string) {
+  constructor(
+    readonly name: string,
+    /** PAGE_SIZE of the machine whose page cache this is. */
+    readonly pageSize = 4096,
+  ) {
     this.iMmapRwsem = new RwSemaphore(`${name}.i_mmap_rwsem`);
   }
 

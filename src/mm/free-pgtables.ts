@@ -7,10 +7,11 @@
  * top of the space), `x - 1 > y - 1` is evaluated with that in mind. A folded level owns no table,
  * so freeing it does nothing (pgtable-nopmd.h makes pud_clear() and pmd_free_tlb() empty).
  *
- * Departure from the kernel: there is no mmu_gather yet, so a table is freed at once rather than
- * after the TLB flush (the TLB model arrives with the hardware-side issue).
+ * With an mmu_gather (exit_mmap, munmap) the tables are unhooked at once and freed after its TLB
+ * flush (pte_free_tlb and friends); without one (tests, tools) they are freed at once.
  */
 import type { MmStruct } from './mm';
+import type { MmuGather } from './mmu-gather';
 
 const TOP = 2 ** 64;
 
@@ -34,11 +35,12 @@ function mayFreeTable(start: number, end: number, floor: number, ceiling: number
   return !pastCeiling(end, ceiling);
 }
 
-function freeTableAt(mm: MmStruct, entry: number): void {
+function freeTableAt(mm: MmStruct, entry: number, tlb: MmuGather | null, address: number, span: number): void {
   const m = mm.machine;
   const table = m.pgtable.nextTable(entry);
   m.pgtable.clear(entry);
-  m.freePgtable(table);
+  if (tlb) tlb.removeTable(table, mask(address, span), span);
+  else m.freePgtable(table);
 }
 
 function isNoneOrClearBad(mm: MmStruct, ptr: number, none: (lo: number, hi: number) => boolean, bad: (lo: number, hi: number) => boolean): boolean {
@@ -53,7 +55,7 @@ function isNoneOrClearBad(mm: MmStruct, ptr: number, none: (lo: number, hi: numb
   return false;
 }
 
-function freePmdRange(mm: MmStruct, pud: number, addr: number, end: number, floor: number, ceiling: number): void {
+function freePmdRange(mm: MmStruct, tlb: MmuGather | null, pud: number, addr: number, end: number, floor: number, ceiling: number): void {
   const pt = mm.machine.pgtable;
   const start = addr;
   let pmd = pt.pmdOffset(pud, addr);
@@ -64,16 +66,16 @@ function freePmdRange(mm: MmStruct, pud: number, addr: number, end: number, floo
     // free_pte_range: a pmd that is a table loses it; leaves and none entries have none to free.
     if (!pt.pmdNone(lo, hi) && pt.pmdPresent(lo, hi) && !pt.pmdLeaf(lo, hi)) {
       if (pt.pmdBad(lo, hi)) pt.clear(pmd);
-      else freeTableAt(mm, pmd);
+      else freeTableAt(mm, pmd, tlb, addr, pt.PMD_SIZE);
     }
     pmd += 8;
     addr = next;
   } while (addr !== end);
   if (pt.isFolded('pmd') || !mayFreeTable(start, end, floor, ceiling, pt.PUD_SIZE)) return;
-  freeTableAt(mm, pud);
+  freeTableAt(mm, pud, tlb, start, pt.PUD_SIZE);
 }
 
-function freePudRange(mm: MmStruct, p4d: number, addr: number, end: number, floor: number, ceiling: number): void {
+function freePudRange(mm: MmStruct, tlb: MmuGather | null, p4d: number, addr: number, end: number, floor: number, ceiling: number): void {
   const pt = mm.machine.pgtable;
   const start = addr;
   let pud = pt.pudOffset(p4d, addr);
@@ -82,34 +84,34 @@ function freePudRange(mm: MmStruct, p4d: number, addr: number, end: number, floo
     const lo = pt.lo(pud);
     const hi = pt.hi(pud);
     if (!isNoneOrClearBad(mm, pud, pt.pudNone, (l, h) => pt.pudBad(l, h) && !pt.pudLeaf(l, h))) {
-      if (!pt.pudLeaf(lo, hi)) freePmdRange(mm, pud, addr, next, floor, ceiling);
+      if (!pt.pudLeaf(lo, hi)) freePmdRange(mm, tlb, pud, addr, next, floor, ceiling);
     }
     pud += 8;
     addr = next;
   } while (addr !== end);
   if (pt.isFolded('pud') || !mayFreeTable(start, end, floor, ceiling, pt.P4D_SIZE)) return;
-  freeTableAt(mm, p4d);
+  freeTableAt(mm, p4d, tlb, start, pt.P4D_SIZE);
 }
 
-function freeP4dRange(mm: MmStruct, pgd: number, addr: number, end: number, floor: number, ceiling: number): void {
+function freeP4dRange(mm: MmStruct, tlb: MmuGather | null, pgd: number, addr: number, end: number, floor: number, ceiling: number): void {
   const pt = mm.machine.pgtable;
   const start = addr;
   let p4d = pt.p4dOffset(pgd, addr);
   do {
     const next = pt.p4dAddrEnd(addr, end);
-    if (!isNoneOrClearBad(mm, p4d, pt.p4dNone, pt.p4dBad)) freePudRange(mm, p4d, addr, next, floor, ceiling);
+    if (!isNoneOrClearBad(mm, p4d, pt.p4dNone, pt.p4dBad)) freePudRange(mm, tlb, p4d, addr, next, floor, ceiling);
     p4d += 8;
     addr = next;
   } while (addr !== end);
   if (pt.isFolded('p4d') || !mayFreeTable(start, end, floor, ceiling, pt.PGDIR_SIZE)) return;
-  freeTableAt(mm, pgd);
+  freeTableAt(mm, pgd, tlb, start, pt.PGDIR_SIZE);
 }
 
 /**
  * free_pgd_range(tlb, addr, end, floor, ceiling): free the tables of [addr, end) that map nothing
  * outside [floor, ceiling) (ceiling 0 = no ceiling). The range must have been zapped first.
  */
-export function freePgdRange(mm: MmStruct, addr: number, end: number, floor: number, ceiling: number): void {
+export function freePgdRange(mm: MmStruct, addr: number, end: number, floor: number, ceiling: number, tlb: MmuGather | null = null): void {
   const pt = mm.machine.pgtable;
   addr = mask(addr, pt.PMD_SIZE);
   if (addr < floor) {
@@ -125,7 +127,7 @@ export function freePgdRange(mm: MmStruct, addr: number, end: number, floor: num
   let pgd = pt.pgdOffset(mm.pgd, addr);
   do {
     const next = pt.pgdAddrEnd(addr, end);
-    if (!isNoneOrClearBad(mm, pgd, pt.pgdNone, pt.pgdBad)) freeP4dRange(mm, pgd, addr, next, floor, ceiling);
+    if (!isNoneOrClearBad(mm, pgd, pt.pgdNone, pt.pgdBad)) freeP4dRange(mm, tlb, pgd, addr, next, floor, ceiling);
     pgd += 8;
     addr = next;
   } while (addr !== end);
@@ -136,7 +138,7 @@ export function freePgdRange(mm: MmStruct, addr: number, end: number, floor: num
  * FIRST_USER_ADDRESS), ceiling the start of the VMA at or above `end` (or 0, USER_PGTABLES_CEILING),
  * so tables shared with a neighbouring VMA stay.
  */
-export function freePgtables(mm: MmStruct, start: number, end: number): void {
+export function freePgtables(mm: MmStruct, start: number, end: number, tlb: MmuGather | null = null): void {
   const list = mm.vmaList;
   const after = mm.findVma(start);
   if (after && after.vmStart < end) {
@@ -145,5 +147,5 @@ export function freePgtables(mm: MmStruct, start: number, end: number): void {
   const i = after ? list.indexOf(after) : list.length;
   const floor = i > 0 ? list[i - 1]!.vmEnd : 0;
   const ceiling = after ? after.vmStart : 0;
-  freePgdRange(mm, start, end, floor, ceiling);
+  freePgdRange(mm, start, end, floor, ceiling, tlb);
 }

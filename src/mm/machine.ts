@@ -6,9 +6,30 @@ import { createArchBits, geometry as geometryByName, type ArchOptions, type Geom
 import { Pgtable } from '../arch/pgtable';
 import type { ArchBits } from '../arch/types';
 import { FrameAllocator } from '../mem/frames';
-import { FrameMeta, PG_pgtable } from '../mem/framemeta';
+import { FrameMeta, PG_pgtable, PG_reserved } from '../mem/framemeta';
 import { FRAME_SIZE, PhysMem } from '../mem/physmem';
+import type { FolioMapping } from './folio';
 import { MmStruct } from './mm';
+
+/** A TLB shootdown the mm layer issues (flush_tlb_range / flush_tlb_mm / flush_tlb_kernel_range). */
+export interface TlbFlushEvent {
+  readonly kind: 'range' | 'mm' | 'kernel_range' | 'all';
+  /** The address space (null for kernel ranges and full flushes). */
+  readonly mm: MmStruct | null;
+  /** [start, end) of the range; for 'mm' and 'all' the whole space. */
+  readonly start: number;
+  readonly end: number;
+  /** The ASID / PCID the mm runs with (mm.context.id), 0 for the kernel. */
+  readonly asid: number;
+  /** Largest page size the flushed range may hold (the stride of a ranged TLBI). */
+  readonly stride: number;
+}
+
+/** Transparent huge page policy (/sys/kernel/mm/transparent_hugepage/enabled and use_zero_page). */
+export interface ThpSettings {
+  enabled: 'always' | 'madvise' | 'never';
+  useZeroPage: boolean;
+}
 
 export interface MachineOptions extends ArchOptions {
   readonly geometry: GeometryName | Geometry;
@@ -50,6 +71,21 @@ export class Machine {
   pteMapFault: ((pmd: number, addr: number) => boolean) | null = null;
   /** Observers of internal steps (splits, table allocations): informational, for traces. */
   onEvent: ((kind: string, detail: Record<string, unknown>) => void) | null = null;
+  /** folio->mapping by folio head address (see folio.ts). */
+  readonly folioMappings = new Map<number, FolioMapping>();
+  /** The shared zero page (ZERO_PAGE / my_zero_pfn): PG_reserved, never freed; -1 on adopted images. */
+  readonly zeroPagePa: number;
+  /** The huge zero folio (PMD-sized), allocated on first use, freed when no mm holds it; -1 when absent. */
+  hugeZeroFolio = -1;
+  /** mm_structs holding a reference on the huge zero folio (MMF_HUGE_ZERO_PAGE). */
+  hugeZeroUsers = 0;
+  readonly thp: ThpSettings = { enabled: 'always', useZeroPage: true };
+  /** Who listens to TLB shootdowns: CPU models register here (the TLB is in src/arch). */
+  readonly tlbFlushListeners: Array<(ev: TlbFlushEvent) => void> = [];
+  /** Shootdowns issued so far, for tests and statistics. */
+  tlbFlushes = 0;
+  /** The next ASID / PCID to hand to a new mm (0 is the kernel's). */
+  private nextAsid = 1;
 
   constructor(opts: MachineOptions) {
     this.geo = typeof opts.geometry === 'string' ? geometryByName(opts.geometry) : opts.geometry;
@@ -63,15 +99,45 @@ export class Machine {
     this.tableOrder = Math.log2(this.geo.PAGE_SIZE / FRAME_SIZE);
     if (opts.adoptMemory) {
       this.frames.reserve(this.mem.physBase, this.mem.size);
-      this.initMm = new MmStruct(this, this.mem.physBase, 'init_mm');
+      this.initMm = new MmStruct(this, this.mem.physBase, 'init_mm', 0);
+      this.zeroPagePa = -1;
     } else {
-      this.initMm = new MmStruct(this, this.allocTableFrames(), 'init_mm');
+      this.initMm = new MmStruct(this, this.allocTableFrames(), 'init_mm', 0);
+      // The zero page is allocated once, at boot, as the kernel's empty_zero_page is part of its
+      // image: a machine's free-frame count is then the same before and after any workload.
+      this.zeroPagePa = this.frames.alloc(this.tableOrder);
+      this.mem.zero(this.zeroPagePa, this.geo.PAGE_SIZE);
+      this.meta.setFlag(this.zeroPagePa, PG_reserved);
+      this.meta.setRefcount(this.zeroPagePa, 1);
     }
+  }
+
+  /** my_zero_pfn / zero_pfn: the zero page's pfn (PAGE_SIZE units). */
+  zeroPfn(): number {
+    if (this.zeroPagePa < 0) throw new RangeError('this machine has no zero page (an adopted image): anonymous read faults are not available');
+    return this.zeroPagePa / this.geo.PAGE_SIZE;
+  }
+
+  /** is_zero_pfn. */
+  isZeroPfn(pfn: number): boolean {
+    return this.zeroPagePa >= 0 && pfn === this.zeroPagePa / this.geo.PAGE_SIZE;
+  }
+
+  /** Tell every registered TLB model about a shootdown. */
+  flushTlb(ev: TlbFlushEvent): void {
+    this.tlbFlushes++;
+    this.emit('tlb_flush', { kind: ev.kind, start: ev.start, end: ev.end, asid: ev.asid });
+    for (const l of this.tlbFlushListeners) l(ev);
+  }
+
+  /** mm->context.id: a fresh ASID / PCID for a new address space. */
+  allocAsid(): number {
+    return this.nextAsid++;
   }
 
   /** A new address space with an empty root table (mm_alloc + pgd_alloc). */
   newMm(name = 'mm'): MmStruct {
-    return new MmStruct(this, this.allocTableFrames(), name);
+    return new MmStruct(this, this.allocTableFrames(), name, this.allocAsid());
   }
 
   /**
@@ -87,6 +153,11 @@ export class Machine {
     if (pa < 0) return -1;
     this.initTable(pa);
     return pa;
+  }
+
+  /** pgd_free: the root table of an exiting mm. */
+  freePgd(pa: number): void {
+    this.freePgtable(pa);
   }
 
   /** Free a page-table page back to the allocator. */

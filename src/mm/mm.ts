@@ -16,12 +16,32 @@ export class MmStruct {
   /** page_table_lock, modelled for assertions. */
   readonly pageTableLock = new RwSemaphore('page_table_lock');
 
+  /** mm->rss_stat: MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES (in pages). */
+  readonly rss = [0, 0, 0, 0];
+  /** mm->hugetlb_usage: hugetlb pages mapped (in PAGE_SIZE units; not part of rss, as in Linux). */
+  hugetlbUsage = 0;
+  /** mm->hiwater_rss. */
+  hiwaterRss = 0;
+  /** The mm holds a reference on the huge zero folio (MMF_HUGE_ZERO_PAGE). */
+  hugeZeroRef = false;
+  /** Deposited page tables for huge pmds (pgtable_trans_huge_deposit), by pmd entry address. */
+  readonly depositedTables = new Map<number, number>();
+  /** exit_mmap has run: the mm has no tables and no VMAs left. */
+  exited = false;
+
   constructor(
     readonly machine: Machine,
     pgd: number,
     readonly name: string,
+    /** mm->context.id: the ASID (ARM64) or PCID (x86-64) this address space runs with; 0 for init_mm. */
+    readonly asid = 0,
   ) {
     this.pgd = pgd;
+  }
+
+  /** get_mm_rss: file + anon + shmem pages mapped. */
+  get rssPages(): number {
+    return this.rss[MM_FILEPAGES]! + this.rss[MM_ANONPAGES]! + this.rss[MM_SHMEMPAGES]!;
   }
 
   get isInitMm(): boolean {
@@ -83,6 +103,17 @@ export class MmStruct {
     this.vmas.splice(i, 1);
     vma.vmFile?.remove(vma);
   }
+}
+
+export const MM_FILEPAGES = 0;
+export const MM_ANONPAGES = 1;
+export const MM_SWAPENTS = 2;
+export const MM_SHMEMPAGES = 3;
+
+/** add_mm_counter. */
+export function addMmCounter(mm: MmStruct, member: number, value: number): void {
+  mm.rss[member] = mm.rss[member]! + value;
+  if (member !== MM_SWAPENTS && mm.rssPages > mm.hiwaterRss) mm.hiwaterRss = mm.rssPages;
 }
 
 export function mmapReadLock(mm: MmStruct): void {

@@ -4,6 +4,7 @@
 import type { AddressSpace } from './address-space';
 import { KernelAssertionError } from './locks';
 import type { MmStruct } from './mm';
+import type { AnonVma } from './rmap';
 import { VM_HUGETLB } from './vm-flags';
 
 /** What splitting a huge entry of this VMA leaves (see split.ts). */
@@ -38,6 +39,22 @@ export class VmAreaStruct {
   vmLockSeq = -1;
   /** Readers holding the per-VMA lock (lock_vma_under_rcu). */
   vmReadLocks = 0;
+  /** vma->anon_vma: the anon_vma of this VMA's own anonymous pages (null until the first). */
+  anonVma: AnonVma | null = null;
+  /** vma->anon_vma_chain: every anon_vma this VMA is linked to (its own and its ancestors'). */
+  readonly anonVmaChain: AnonVma[] = [];
+  /**
+   * vma->vm_page_prot: the pgprot new ptes get (vm_get_page_prot of the flags, write-protected for
+   * private writable mappings and for shared ones that want write notification). Set by the code
+   * that creates the VMA (mmap), kept in step by mprotect; 0n until then.
+   */
+  vmPageProt = 0n;
+  /**
+   * vma->vm_ops: null for anonymous memory (vma_is_anonymous); 'file' for page-cache backed VMAs
+   * (filemap_fault / shmem_fault); 'device' for driver mappings (remap_pfn_range, vm_insert_page),
+   * which have vm_ops but no fault handler here.
+   */
+  vmOps: 'file' | 'device' | null = null;
 
   constructor(mm: MmStruct, init: VmaInit) {
     this.vmMm = mm;
@@ -49,6 +66,7 @@ export class VmAreaStruct {
       throw new RangeError(`vma pgoff ${this.vmPgoff}: expected a page offset in 0 … 2^53 - 1 (exact as a number)`);
     }
     this.vmFile = init.file ?? null;
+    if (this.vmFile) this.vmOps = 'file';
     this.hugepageSize = init.hugepageSize ?? null;
     this.split = init.split ?? null;
     this.name = init.name ?? '';
@@ -69,9 +87,9 @@ export function isVmHugetlbPage(vma: VmAreaStruct): boolean {
   return (vma.vmFlags & VM_HUGETLB) !== 0;
 }
 
-/** vma_is_anonymous(vma): no file behind it. */
+/** vma_is_anonymous(vma): no vm_ops (no file, no driver) behind it. */
 export function vmaIsAnonymous(vma: VmAreaStruct): boolean {
-  return vma.vmFile === null;
+  return vma.vmOps === null && vma.vmFile === null;
 }
 
 /** vma_start_write(vma): take the per-VMA write lock; requires the mmap write lock. */

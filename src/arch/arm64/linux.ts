@@ -129,6 +129,8 @@ export interface Arm64Linux {
   swapType(lo: Lo, hi: Hi): number;
   swapOffset(lo: Lo, hi: Hi): number;
   pteModify(pte: bigint, change: { young?: boolean; write?: boolean; dirty?: boolean }): bigint;
+  pteMkspecial(pte: bigint): bigint;
+  pteModifyProt(pte: bigint, newprot: bigint): bigint;
 }
 
 // ---- pte_* helpers on bigint (pgtable.h), used by the constructors -------------------------------
@@ -351,6 +353,21 @@ export function createArm64Linux(g: Geometry): Arm64Linux {
     swapType: (lo) => (lo >>> __SWP_TYPE_SHIFT) & ((1 << __SWP_TYPE_BITS) - 1),
     // Offset bits 61:12: 20 bits from lo, 30 from hi.
     swapOffset: (lo, hi) => (lo >>> __SWP_OFFSET_SHIFT) + (hi & 0x3fffffff) * 2 ** (32 - __SWP_OFFSET_SHIFT),
+
+    // pte_mkspecial: the software PTE_SPECIAL bit (56).
+    pteMkspecial: (pte) => pte | PTE_SPECIAL,
+
+    // pte_modify: hardware dirtiness is saved in PTE_DIRTY first, the protection bits (USER, PXN,
+    // UXN, RDONLY, PRESENT_INVALID, VALID, WRITE, GP, AttrIndx) come from newprot, and a dirty pte
+    // is made dirty again under the new protection.
+    pteModifyProt(pte, newprot) {
+      const mask = PTE_USER | PTE_PXN | PTE_UXN | PTE_RDONLY | PTE_PRESENT_INVALID | PTE_VALID | PTE_WRITE | PTE_GP | PTE_ATTRINDX_MASK;
+      let v = pte;
+      if (pteHwDirty(v)) v |= PTE_DIRTY;
+      v = (v & ~mask) | (newprot & mask);
+      if ((v & PTE_DIRTY) !== 0n) v = pteMkdirty(v);
+      return v;
+    },
 
     pteModify(pte, change) {
       let v = pte;

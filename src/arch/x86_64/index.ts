@@ -156,6 +156,8 @@ export function createX86Bits(geometry: Geometry, opts: X86Options = {}): ArchBi
     swapType: L.swapType,
     swapOffset: L.swapOffset,
     pteModify: L.pteModify,
+    pteMkspecial: L.pteMkspecial,
+    pteModifyProt: (pte, newprot) => L.pteModifyProt(pte, newprot, nxe),
 
     decode: (value, hwLevel) => decode(value, hwLevel, cfg),
     encode: (kind, hwLevel, fields) => encode(kind, hwLevel, fields, cfg),

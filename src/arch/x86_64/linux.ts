@@ -473,3 +473,29 @@ function clearSavedDirtyShift(v: bigint): bigint {
   if (v & _PAGE_SAVED_DIRTY) v = (v | _PAGE_DIRTY) & ~_PAGE_SAVED_DIRTY;
   return v;
 }
+
+/** pte_mkspecial: _PAGE_SPECIAL (software bit 9). */
+export function pteMkspecial(pte: bigint): bigint {
+  return pte | _PAGE_SPECIAL;
+}
+
+/**
+ * _PAGE_CHG_MASK (pgtable_types.h): what pte_modify keeps from the old pte — the frame, the
+ * cache bits, special, accessed, both dirty bits and soft-dirty; the rest comes from newprot.
+ */
+const _PAGE_CHG_MASK =
+  PTE_PFN_MASK | _PAGE_PCD | _PAGE_PWT | _PAGE_SPECIAL | _PAGE_ACCESSED | _PAGE_DIRTY_BITS | _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP;
+
+/**
+ * pte_modify (6.18 arch/x86/include/asm/pgtable.h): keep _PAGE_CHG_MASK plus the PAT bit, take the
+ * rest from newprot (massaged); flip_protnone_guard re-inverts the frame when the pte moves into or
+ * out of PROT_NONE; then the dirty bit lands in D or SAVED_DIRTY by the new Write bit.
+ */
+export function pteModifyProt(pte: bigint, newprot: bigint, nxe: boolean): bigint {
+  const keep = _PAGE_CHG_MASK | _PAGE_PAT;
+  let v = (pte & keep) | (massagePgprot(newprot, nxe) & ~keep);
+  const oldInv = needsInvert(pte);
+  const newInv = needsInvert(v);
+  if (oldInv !== newInv) v = (v & ~PTE_PFN_MASK) | (~v & PTE_PFN_MASK);
+  return (v & _PAGE_RW) !== 0n ? clearSavedDirtyShift(v) : mkSavedDirtyShift(v);
+}
