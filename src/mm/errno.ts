@@ -10,3 +10,7 @@ export const EINVAL = 22;
 export const ENOMEM = 12;
 export const EAGAIN = 11;
 export const ENOSPC = 28;
+export const EACCES = 13;
+export const EOVERFLOW = 75;
+export const EOPNOTSUPP = 95;
+export const EHWPOISON = 133;

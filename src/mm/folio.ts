@@ -189,7 +189,7 @@ export function pfnToPage(m: Machine, pfn: number): number {
 }
 
 /** Copy a page's bytes (copy_user_highpage). */
-export function copyPage(m: Machine, to: number, from: number, bytes = m.geo.PAGE_SIZE): void {
+export function copyPage(m: Machine, to: number, from: number, bytes: number = m.geo.PAGE_SIZE): void {
   const u8 = new Uint8Array(m.mem.buffer);
   const src = m.mem.offset(from, bytes);
   u8.copyWithin(m.mem.offset(to, bytes), src, src + bytes);
