@@ -14,6 +14,7 @@ import type { Pgtable } from '../arch/pgtable';
 import { EINVAL, ENOMEM } from '../mm/errno';
 import { __p4dAlloc, __pmdAlloc, __pteAlloc, __pudAlloc, setPteAt } from '../mm/pgalloc';
 import { splitHugePmd, splitHugePud } from '../mm/huge-memory';
+import { hugePteOffset } from '../mm/hugetlb';
 import { pteOffsetMap } from '../mm/pte-map';
 import { lockdepAssertHeld } from '../mm/locks';
 import { mmapAssertLocked, mmapAssertWriteLocked, type MmStruct } from '../mm/mm';
@@ -331,18 +332,12 @@ function walkPgdRange(addr: number, end: number, walk: MmWalk<any>): number {
 
 // ---- hugetlb ------------------------------------------------------------------------------------
 
-/** huge_pte_offset (mm/hugetlb.c, generic): the pud or pmd pointer for a huge page, or -1. */
+/**
+ * hugetlb_walk(vma, addr, sz) → huge_pte_offset (mm/hugetlb.c; arm64's own for contiguous sizes):
+ * the pud, pmd or (first contiguous) pte pointer of the huge page, or -1 where no table reaches it.
+ */
 export function hugetlbWalk(vma: VmAreaStruct, addr: number, sz: number): number {
-  const mm = vma.vmMm;
-  const pt = mm.machine.pgtable;
-  const pgd = pt.pgdOffset(mm.pgd, addr);
-  if (!pt.pgdPresent(pt.lo(pgd), pt.hi(pgd))) return -1;
-  const p4d = pt.p4dOffset(pgd, addr);
-  if (!pt.p4dPresent(pt.lo(p4d), pt.hi(p4d))) return -1;
-  const pud = pt.pudOffset(p4d, addr);
-  if (sz === pt.PUD_SIZE) return pud; // a huge, non-present or none pud
-  if (!pt.pudPresent(pt.lo(pud), pt.hi(pud))) return -1;
-  return pt.pmdOffset(pud, addr); // a huge, non-present or none pmd
+  return hugePteOffset(vma.vmMm, addr, sz);
 }
 
 /** huge_page_mask(h) as a 64-bit value: 2^64 - size (exact in a double for sizes >= 2 KiB). */
