@@ -9,10 +9,12 @@ import { demo } from './commands/demo';
 import { walk } from './commands/walk';
 import { dump } from './commands/dump';
 import { conformance } from './commands/conformance';
+import { translate } from './commands/translate';
+import { trace } from './commands/trace';
 import { InputError, UsageError } from './errors';
 import { styleFor } from './style';
 
-export const COMMANDS: readonly Command[] = [demo, decode, walk, dump, conformance];
+export const COMMANDS: readonly Command[] = [demo, decode, walk, dump, conformance, translate, trace];
 
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -6,11 +6,12 @@
  * Images are input: every field is validated and an error names it and says what was expected.
  * Saving writes to temporary files and renames them, so a failure leaves no half-written image.
  */
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { geometry, GEOMETRY_NAMES, type Geometry } from '../arch/geometry';
 import { FRAME_SIZE, PhysMem } from '../mem/physmem';
 import { Machine } from './machine';
+import { isElfFile, loadElfCoreMemory, readElfCore } from './elf-core';
 
 export const IMAGE_FORMAT = 'mmulab-image/1';
 
@@ -33,6 +34,8 @@ export interface ImageRoot {
 }
 
 export interface LoadedImage {
+  /** 'folder': memory.bin + machine.json; 'elf-core': an ELF core from QEMU's dump-guest-memory. */
+  readonly source: 'folder' | 'elf-core';
   readonly machine: Machine;
   readonly roots: readonly ImageRoot[];
   readonly registers: Readonly<Record<string, bigint>>;
@@ -81,12 +84,16 @@ function x86Regime(regs: Record<string, unknown>, maxPhyAddr: number) {
 }
 
 /** ARM64 (VMSAv8-64 stage 1, EL1&0): TCR_EL1 picks granule and VA size per TTBR; EPDn disables a walk. */
-function arm64Regime(regs: Record<string, unknown>) {
+function arm64Regime(regs: Record<string, unknown>, allowBigEndian: boolean) {
   const tcr = requireRegister(regs, 'tcr_el1');
   const sctlr = 'sctlr_el1' in regs ? parseHexField(regs.sctlr_el1, 'registers.sctlr_el1') : 1n;
   if (!field(sctlr, 0, 0)) throw new ImageError('machine.json registers.sctlr_el1: M (bit 0) is 0 — the stage 1 MMU is off');
-  if (field(sctlr, 25, 25)) {
-    throw new ImageError('machine.json registers.sctlr_el1: EE (bit 25) = 1 (big-endian table walks) is not supported yet by image loading');
+  // The hardware walk (src/arch/arm64/mmu.ts) reads big-endian descriptors; the Linux-side walker
+  // (walk, dump) reads them as little-endian, so only callers that translate through the Mmu ask.
+  if (field(sctlr, 25, 25) && !allowBigEndian) {
+    throw new ImageError(
+      'machine.json registers.sctlr_el1: EE (bit 25) = 1 (big-endian table walks) is supported by translate and trace only, not by the Linux page-walk commands',
+    );
   }
   const t0sz = field(tcr, 5, 0);
   const epd0 = field(tcr, 7, 7);
@@ -128,8 +135,28 @@ function arm64Regime(regs: Record<string, unknown>) {
   return { g, roots };
 }
 
-/** Read an image folder into a new Machine. */
-export function loadImage(dir: string): LoadedImage {
+export interface LoadImageOptions {
+  /**
+   * Registers to add or override (machine.json names, e.g. from the command line): required for an
+   * ARM64 ELF core, whose notes hold no system registers; x86 "efer" overrides the ELF default.
+   */
+  readonly registers?: Readonly<Record<string, bigint>>;
+  /** Accept ARM64 SCTLR_EL1.EE = 1 (big-endian descriptors), for callers that translate through the Mmu. */
+  readonly allowBigEndian?: boolean;
+}
+
+/**
+ * Read an image into a new Machine: an image folder (memory.bin + machine.json), or an ELF core
+ * file written by QEMU's dump-guest-memory (src/mm/elf-core.ts).
+ */
+export function loadImage(path: string, opts: LoadImageOptions = {}): LoadedImage {
+  if (existsSync(path) && statSync(path).isFile()) {
+    if (!isElfFile(path)) {
+      throw new ImageError(`${path}: a file that is not an ELF core (no 7f 45 4c 46 magic); an image is a folder with machine.json and memory.bin, or an ELF core`);
+    }
+    return loadElfImage(path, opts);
+  }
+  const dir = path;
   const jsonPath = join(dir, 'machine.json');
   const memPath = join(dir, 'memory.bin');
   if (!existsSync(jsonPath)) throw new ImageError(`${jsonPath}: not found (an image folder holds machine.json and memory.bin)`);
@@ -152,6 +179,64 @@ export function loadImage(dir: string): LoadedImage {
   if (typeof regs !== 'object' || regs === null || Array.isArray(regs)) throw new ImageError('machine.json registers: expected an object of hex strings');
   const cpu = (json.cpu ?? {}) as Record<string, unknown>;
   if (typeof cpu !== 'object' || cpu === null) throw new ImageError('machine.json cpu: expected an object');
+  const allRegs = { ...(regs as Record<string, unknown>), ...hexRegisters(opts.registers ?? {}) };
+  return build('folder', arch, allRegs, cpu, json, opts, () => {
+    const fd = openSync(memPath, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size === 0 || size % FRAME_SIZE !== 0) {
+        throw new ImageError(`${memPath}: ${size} bytes; expected a non-zero multiple of 4096 (whole frames)`);
+      }
+      const mem = new PhysMem({ size, physBase });
+      const bytes = new Uint8Array(mem.buffer);
+      for (let off = 0; off < size; ) {
+        const n = readSync(fd, bytes, off, Math.min(size - off, 1 << 30), off);
+        if (n <= 0) throw new ImageError(`${memPath}: short read at byte ${off}`);
+        off += n;
+      }
+      return mem;
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+function hexRegisters(regs: Readonly<Record<string, bigint>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(regs).map(([k, v]) => [k, '0x' + v.toString(16)]));
+}
+
+/** An ELF core: memory from its PT_LOAD segments, registers from its notes and `opts.registers`. */
+function loadElfImage(path: string, opts: LoadImageOptions): LoadedImage {
+  const core = readElfCore(path);
+  const regs = { ...hexRegisters(core.registers), ...hexRegisters(opts.registers ?? {}) };
+  if (core.arch === 'x86_64' && core.qemuCpuStates === 0 && !('cr3' in regs)) {
+    throw new ImageError(`${path}: no "QEMU" note with the CPU state (QEMUCPUState); give cr0, cr3, cr4 and efer as registers`);
+  }
+  if (core.arch === 'arm64' && !('tcr_el1' in regs)) {
+    throw new ImageError(
+      `${path}: an ARM64 core holds no system registers; give tcr_el1, ttbr0_el1, ttbr1_el1, mair_el1 and sctlr_el1 as registers (e.g. --reg tcr_el1=0x…)`,
+    );
+  }
+  const json = {
+    format: IMAGE_FORMAT,
+    arch: core.arch,
+    phys_base: '0x' + core.physBase.toString(16),
+    registers: regs,
+    source: 'elf-core',
+  };
+  return build('elf-core', core.arch, regs, {}, json, opts, () => loadElfCoreMemory(core));
+}
+
+/** The common part: the regime the registers select, the Machine over the memory, the roots. */
+function build(
+  source: LoadedImage['source'],
+  arch: 'x86_64' | 'arm64',
+  regs: Record<string, unknown>,
+  cpu: Record<string, unknown>,
+  json: Record<string, unknown>,
+  opts: LoadImageOptions,
+  memory: () => PhysMem,
+): LoadedImage {
   let maxPhyAddr = 52;
   if (cpu.maxphyaddr !== undefined) {
     if (typeof cpu.maxphyaddr !== 'number' || !Number.isInteger(cpu.maxphyaddr) || cpu.maxphyaddr < 36 || cpu.maxphyaddr > 52) {
@@ -159,38 +244,49 @@ export function loadImage(dir: string): LoadedImage {
     }
     maxPhyAddr = cpu.maxphyaddr;
   }
-  const regime = arch === 'x86_64' ? x86Regime(regs as Record<string, unknown>, maxPhyAddr) : { ...arm64Regime(regs as Record<string, unknown>), nxe: true };
-
-  const fd = openSync(memPath, 'r');
-  let machine: Machine;
-  try {
-    const size = fstatSync(fd).size;
-    if (size === 0 || size % FRAME_SIZE !== 0) {
-      throw new ImageError(`${memPath}: ${size} bytes; expected a non-zero multiple of 4096 (whole frames)`);
-    }
-    const mem = new PhysMem({ size, physBase });
-    const bytes = new Uint8Array(mem.buffer);
-    for (let off = 0; off < size; ) {
-      const n = readSync(fd, bytes, off, Math.min(size - off, 1 << 30), off);
-      if (n <= 0) throw new ImageError(`${memPath}: short read at byte ${off}`);
-      off += n;
-    }
-    machine = new Machine({ geometry: regime.g, mem, maxPhyAddr, nxe: regime.nxe, adoptMemory: true });
-  } finally {
-    closeSync(fd);
-  }
+  const regime = arch === 'x86_64' ? x86Regime(regs, maxPhyAddr) : { ...arm64Regime(regs, opts.allowBigEndian === true), nxe: true };
+  const mem = memory();
+  const machine = new Machine({ geometry: regime.g, mem, maxPhyAddr, nxe: regime.nxe, adoptMemory: true });
   for (const r of regime.roots) {
     if (!machine.mem.contains(r.table, machine.pgtable.tableBytes('pgd'))) {
       throw new ImageError(
-        `machine.json registers.${r.name}: root table at 0x${r.table.toString(16)} is outside memory [0x${physBase.toString(16)}, 0x${machine.mem.physEnd.toString(16)})`,
+        `machine.json registers.${r.name}: root table at 0x${r.table.toString(16)} is outside memory [0x${mem.physBase.toString(16)}, 0x${machine.mem.physEnd.toString(16)})`,
       );
     }
   }
   const kernelRoot = regime.roots[regime.roots.length - 1]!;
   machine.initMm.pgd = kernelRoot.table;
   const registers: Record<string, bigint> = {};
-  for (const [k, v] of Object.entries(regs as Record<string, unknown>)) registers[k] = parseHexField(v, `registers.${k}`);
-  return { machine, roots: regime.roots, registers, json };
+  for (const [k, v] of Object.entries(regs)) registers[k] = parseHexField(v, `registers.${k}`);
+  return { source, machine, roots: regime.roots, registers, json };
+}
+
+/** The registers of a loaded image that the CPU-side MMU of its architecture takes. */
+export const MMU_REGISTER_NAMES: Readonly<Record<'x86_64' | 'arm64', readonly string[]>> = {
+  x86_64: ['cr0', 'cr3', 'cr4', 'efer', 'pkru', 'rflags'],
+  arm64: ['ttbr0_el1', 'ttbr1_el1', 'tcr_el1', 'mair_el1', 'sctlr_el1', 'pstate_pan'],
+};
+
+/** What createCpu needs from an image: its architecture, memory, MMU registers and "cpu" options. */
+export function imageCpuParams(img: LoadedImage): {
+  arch: 'x86_64' | 'arm64';
+  registers: Record<string, bigint>;
+  options: { maxPhyAddr?: number; idAa64mmfr0?: bigint; idAa64mmfr1?: bigint; idAa64mmfr2?: bigint };
+} {
+  const arch = img.machine.geo.arch;
+  const registers: Record<string, bigint> = {};
+  for (const n of MMU_REGISTER_NAMES[arch]) if (img.registers[n] !== undefined) registers[n] = img.registers[n]!;
+  const cpu = (img.json.cpu ?? {}) as Record<string, unknown>;
+  const options: { maxPhyAddr?: number; idAa64mmfr0?: bigint; idAa64mmfr1?: bigint; idAa64mmfr2?: bigint } = {};
+  if (typeof cpu.maxphyaddr === 'number') options.maxPhyAddr = cpu.maxphyaddr;
+  for (const [key, opt] of [
+    ['id_aa64mmfr0_el1', 'idAa64mmfr0'],
+    ['id_aa64mmfr1_el1', 'idAa64mmfr1'],
+    ['id_aa64mmfr2_el1', 'idAa64mmfr2'],
+  ] as const) {
+    if (cpu[key] !== undefined) options[opt] = parseHexField(cpu[key], `cpu.${key}`);
+  }
+  return { arch, registers, options };
 }
 
 /** Write an image folder atomically: both files go to temporaries first, then are renamed. */
