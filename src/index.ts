@@ -41,3 +41,4 @@ export * from './mm/pt-lookup';
 export * from './walk/folio-walk';
 export { createX86Mmu } from './arch/x86_64/mmu';
 export { createArm64Mmu } from './arch/arm64/mmu';
+export * from './mm/tlbflush';

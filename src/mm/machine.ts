@@ -23,6 +23,8 @@ export interface TlbFlushEvent {
   readonly asid: number;
   /** Largest page size the flushed range may hold (the stride of a ranged TLBI). */
   readonly stride: number;
+  /** Only leaf entries changed (no table was freed): ARM64 may use the last-level TLBI forms. */
+  readonly lastLevel?: boolean;
 }
 
 /** Transparent huge page policy (/sys/kernel/mm/transparent_hugepage/enabled and use_zero_page). */

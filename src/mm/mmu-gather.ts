@@ -112,6 +112,7 @@ export class MmuGather {
         end: this.end,
         asid: this.mm.asid,
         stride: this.stride || m.geo.PAGE_SIZE,
+        lastLevel: !this.freedTables,
       });
     }
     this.resetRange();
