@@ -797,16 +797,18 @@ export interface UserFaultResult {
 }
 
 /**
- * access_error (arch/x86/mm/fault.c, arch/arm64/mm/fault.c): may the VMA be accessed this way?
- * Writes need VM_WRITE, fetches VM_EXEC; reads any of VM_READ|VM_WRITE|VM_EXEC on x86, VM_READ or
- * VM_EXEC on ARM64 (which checks the access's own flag, exec implying read without FEAT_EPAN).
+ * access_error (arch/x86/mm/fault.c) / do_page_fault's vm_flags test (arch/arm64/mm/fault.c): may
+ * the VMA be accessed this way? Writes need VM_WRITE, fetches VM_EXEC. A read needs any of
+ * VM_READ|VM_WRITE|VM_EXEC on both: x86 tests vma_is_accessible(); arm64 builds the read's
+ * vm_flags as VM_READ, plus VM_WRITE ("write implies read"), plus VM_EXEC without FEAT_EPAN
+ * ("exec implies read" — mmulab's Linux side models no EPAN).
+ * Departure: x86 does not test VM_EXEC on a not-present fetch (the page is mapped NX and the
+ * retried fetch faults as a protection fault, SEGV_ACCERR); refusing it at once gives the same signal.
  */
 export function accessError(vma: VmAreaStruct, access: AccessType): boolean {
   const f = vma.vmFlags;
   if (access === 'write') return (f & VM_WRITE) === 0;
   if (access === 'exec') return (f & VM_EXEC) === 0;
-  // arm64 do_page_fault without FEAT_EPAN: a read needs VM_READ, or VM_EXEC (exec implies read).
-  if (vma.vmMm.machine.geo.arch === 'arm64') return (f & (VM_READ | VM_EXEC)) === 0;
   return (f & (VM_READ | VM_WRITE | VM_EXEC)) === 0;
 }
 

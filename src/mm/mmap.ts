@@ -10,7 +10,7 @@
 import { AddressSpace } from './address-space';
 import { EACCES, EEXIST, EINVAL, ENOMEM, EOVERFLOW } from './errno';
 import { doUserAddrFault, putHugeZeroFolio } from './fault';
-import { folioMapcount } from './folio';
+import { folioMapcount, folioPut, setFolioMapping } from './folio';
 import { freePgtables } from './free-pgtables';
 import { KernelAssertionError } from './locks';
 import type { Machine } from './machine';
@@ -245,6 +245,7 @@ export function doMmap(mm: MmStruct, addr: number, len: number, prot: number, fl
   if (anon && shared) {
     // shmem_zero_setup: MAP_SHARED|MAP_ANONYMOUS is a shmem file of the mapping's size.
     file = createFile(m, hugeSize ? 'anon_hugepage' : '/dev/zero (deleted)', len, { shmem: true, hugepageSize: hugeSize || undefined });
+    unlinkedFiles.add(file);
     pgoff = 0;
   } else if (anon && hugeSize) {
     pgoff = 0;
@@ -298,9 +299,31 @@ function tryMergeNew(mm: MmStruct, init: VmaInit): boolean {
   return false;
 }
 
+/**
+ * Files with no name and no open descriptor: the shmem files shmem_zero_setup creates for
+ * MAP_SHARED|MAP_ANONYMOUS. Only their VMAs hold them (vma->vm_file); createFile's files stand for
+ * files the caller keeps open, whose page cache outlives every mapping.
+ */
+const unlinkedFiles = new WeakSet<AddressSpace>();
+
+/**
+ * remove_vma's fput(vma->vm_file): when the last VMA of an unlinked shmem file goes, the file is
+ * released and shmem_evict_inode truncates its page cache — each folio loses the cache's
+ * reference (it is freed now, or after the mmu_gather flush that still holds it).
+ */
+function fputVmaFile(m: Machine, file: AddressSpace | null): void {
+  if (file === null || !unlinkedFiles.has(file) || file.mappings.length > 0) return;
+  for (const [index, folio] of file.pages) {
+    file.pages.delete(index);
+    setFolioMapping(m, folio, null, 0);
+    folioPut(m, folio);
+  }
+}
+
 function detachVma(mm: MmStruct, vma: VmAreaStruct): void {
   mm.removeVma(vma);
   unlinkAnonVmas(vma);
+  fputVmaFile(mm.machine, vma.vmFile);
 }
 
 /**

@@ -107,7 +107,9 @@ export function migrateStart(m: Machine, page: number): Migration | number {
 /**
  * move_to_new_folio + remove_migration_ptes: copy the folio to a new one and turn every migration
  * entry back into a pte for the new folio (writable for WRITE entries). The old folio is freed.
- * Returns the new folio, or -ENOMEM (the entries are then restored to the old folio).
+ * Returns the new folio; -ENOMEM when none could be allocated (the entries are then restored to
+ * the old folio); -EAGAIN when nothing referred to the folio any more (every entry was zapped
+ * meanwhile), so the new folio was freed again.
  */
 export function migrateFinish(m: Machine, mig: Migration): number {
   const ps = m.geo.PAGE_SIZE;
@@ -141,7 +143,13 @@ export function migrateFinish(m: Machine, mig: Migration): number {
     pt.set(r.ptr, v);
   }
   folioPut(m, src); // the isolation reference: the old folio goes
-  return failed ? -ENOMEM : dst;
+  if (failed) return -ENOMEM;
+  // migrate_folio_move ends with folio_putback_lru(dst) / folio_put: the allocation reference is
+  // the migration's own, not a mapping's — the new folio is left with one reference per mapping
+  // (and the page cache's), and is freed at once when every entry was zapped meanwhile.
+  const alive = m.meta.getRefcount(dst) > 1;
+  folioPut(m, dst);
+  return alive ? dst : -EAGAIN;
 }
 
 /** migrate_pages for one small folio: both steps. */
