@@ -42,3 +42,5 @@ export * from './walk/folio-walk';
 export { createX86Mmu } from './arch/x86_64/mmu';
 export { createArm64Mmu } from './arch/arm64/mmu';
 export * from './mm/tlbflush';
+export * from './mm/scenario/schema';
+export * from './mm/scenario/run';

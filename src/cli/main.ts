@@ -11,10 +11,12 @@ import { dump } from './commands/dump';
 import { conformance } from './commands/conformance';
 import { translate } from './commands/translate';
 import { trace } from './commands/trace';
+import { run } from './commands/run';
+import { exportCommand } from './commands/export';
 import { InputError, UsageError } from './errors';
 import { styleFor } from './style';
 
-export const COMMANDS: readonly Command[] = [demo, decode, walk, dump, conformance, translate, trace];
+export const COMMANDS: readonly Command[] = [demo, decode, walk, dump, conformance, translate, trace, run, exportCommand];
 
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
