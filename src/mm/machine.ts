@@ -139,7 +139,17 @@ export class Machine {
 
   /** A new address space with an empty root table (mm_alloc + pgd_alloc). */
   newMm(name = 'mm'): MmStruct {
-    return new MmStruct(this, this.allocTableFrames(), name, this.allocAsid());
+    const pgd = this.allocTableFrames();
+    if (this.geo.rootHalves === 'both') {
+      // x86-64 pgd_alloc → pgd_ctor: the kernel half of the new root is a copy of init_mm's
+      // (clone_pgd_range of KERNEL_PGD_BOUNDARY … PTRS_PER_PGD), so kernel addresses translate in
+      // every process. The tables below those entries stay init_mm's.
+      const half = this.geo.PTRS_PER_PGD / 2;
+      const u8 = new Uint8Array(this.mem.buffer);
+      const src = this.mem.offset(this.initMm.pgd + half * 8, half * 8);
+      u8.copyWithin(this.mem.offset(pgd + half * 8, half * 8), src, src + half * 8);
+    }
+    return new MmStruct(this, pgd, name, this.allocAsid());
   }
 
   /**

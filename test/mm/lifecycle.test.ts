@@ -86,3 +86,19 @@ describe('process lifecycle: fork + copy-on-write + exit leaves the allocator as
     expect(m.frames.freeFrames).toBe(free0 - f.pages.size);
   });
 });
+
+describe('pgd_alloc (x86-64 pgd_ctor): a new root shares the kernel half of init_mm', () => {
+  it('x86_64-4level: a kernel page mapped in init_mm before the process exists translates through its root', async () => {
+    const { entryAlloc, setPteAt } = await import('../../src/index');
+    const m = new Machine({ geometry: 'x86_64-4level', memSize: 16 * 2 ** 20 });
+    const kva = 0xffff888000200000;
+    setPteAt(m.initMm, kva, entryAlloc(m.initMm, kva, 'pte'), m.bits.pfnPte(0x200, m.bits.pgprot({ write: true, global: true })));
+    const mm = m.newMm('p');
+    expect(mm.pgd).not.toBe(m.initMm.pgd);
+    const r = lookupEntry(mm, kva);
+    expect(r.level).toBe('pte');
+    expect(m.bits.leafPfn('pte', m.pgtable.lo(r.ptr), m.pgtable.hi(r.ptr))).toBe(0x200);
+    // The user half starts empty.
+    expect(lookupEntry(mm, 0x400000).level).toBe('none');
+  });
+});
