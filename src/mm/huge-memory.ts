@@ -139,6 +139,7 @@ function installTable(vma: VmAreaStruct, parent: number, level: 'pud' | 'pmd', c
   } else {
     table = m.frames.alloc(m.tableOrder);
     m.meta.setFlag(table, 11 /* PG_pgtable */);
+    m.meta.setRefcount(table, 1);
   }
   m.mem.zero(table, m.geo.PAGE_SIZE);
   for (let i = 0; i < count; i++) m.pgtable.set(table + i * 8, child(i));

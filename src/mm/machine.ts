@@ -175,6 +175,7 @@ export class Machine {
   /** Free a page-table page back to the allocator. */
   freePgtable(pa: number): void {
     this.meta.clearFlag(pa, PG_pgtable);
+    this.meta.setRefcount(pa, 0);
     this.frames.free(pa, this.tableOrder);
   }
 
@@ -187,6 +188,7 @@ export class Machine {
   private initTable(pa: number): void {
     this.mem.zero(pa, this.geo.PAGE_SIZE);
     this.meta.setFlag(pa, PG_pgtable);
+    this.meta.setRefcount(pa, 1); // pagetable_alloc: an allocated page holds one reference
   }
 
   emit(kind: string, detail: Record<string, unknown>): void {

@@ -226,7 +226,10 @@ function zapPmdRange(tlb: MmuGather, vma: VmAreaStruct, pud: number, addr: numbe
     let lo = pt.lo(pmd);
     let hi = pt.hi(pmd);
     const huge = pt.pmdPresent(lo, hi) ? pt.pmdTransHuge(lo, hi) : !pt.pmdNone(lo, hi);
-    if (huge && !pt.isFolded('pmd')) {
+    // No folding test here: on a two-level configuration (pgtable-nopmd.h) the pmd is the one real
+    // entry below the pgd, and pmd_trans_huge tests its real bits, so a PMD-sized leaf there is
+    // zapped or split like any other (Linux's zap_pmd_range has no such check either).
+    if (huge) {
       if (next - addr !== pt.PMD_SIZE) {
         splitHugePmd(vma, pmd, addr); // __split_huge_pmd, then fall through to the pte table
       } else {

@@ -11,11 +11,14 @@
 import type { MmStruct } from './mm';
 import { folioPut } from './folio';
 
-/** Pointers per batch page (PAGE_SIZE minus the batch header, over 8-byte pointers). */
+/** Pointers per batch page (PAGE_SIZE minus the batch header, over 8-byte pointers): MAX_GATHER_BATCH. */
 function maxGatherBatch(pageSize: number): number {
   return (pageSize - 16) / 8;
 }
+/** MAX_GATHER_BATCH_COUNT = 10000 / MAX_GATHER_BATCH batch pages at most. */
 const MAX_GATHER_BATCH_COUNT_PAGES = 10000;
+/** The batch embedded in struct mmu_gather (MMU_GATHER_BUNDLE). */
+const MMU_GATHER_BUNDLE = 8;
 
 export class MmuGather {
   readonly mm: MmStruct;
@@ -44,7 +47,10 @@ export class MmuGather {
     this.fullmm = fullmm;
     const ps = mm.machine.geo.PAGE_SIZE;
     const batch = maxGatherBatch(ps);
-    this.batchLimit = batch * Math.max(1, Math.floor(MAX_GATHER_BATCH_COUNT_PAGES / batch));
+    // Linux ≥ 6.8 (__tlb_remove_folio_pages_size) keeps one slot of every batch free: the embedded
+    // bundle holds 7, each of the MAX_GATHER_BATCH_COUNT batch pages MAX_GATHER_BATCH - 1
+    // (9678 pages with 4 KiB pages) before the gather must flush.
+    this.batchLimit = MMU_GATHER_BUNDLE - 1 + Math.floor(MAX_GATHER_BATCH_COUNT_PAGES / batch) * (batch - 1);
     this.resetRange();
   }
 
