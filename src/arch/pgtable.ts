@@ -128,6 +128,16 @@ export class Pgtable {
     this.u32[i + 1] = 0;
   }
 
+  /** p?d_none_or_clear_bad: true for a none entry, and for a bad one, which is cleared first. */
+  noneOrClearBad(ptr: number, none: (lo: number, hi: number) => boolean, bad: (lo: number, hi: number) => boolean): boolean {
+    const lo = this.lo(ptr);
+    const hi = this.hi(ptr);
+    if (none(lo, hi)) return true;
+    if (!bad(lo, hi)) return false;
+    this.clear(ptr);
+    return true;
+  }
+
   /** u32 index of the entry at ptr; throws PhysAddrError outside memory. */
   index32(ptr: number): number {
     const off = ptr - this.physBase;

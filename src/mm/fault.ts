@@ -5,7 +5,7 @@
  * Every handler returns vm_fault_t bits (VM_FAULT_*). The arch fault handler part that decides
  * whether an access is allowed at all by the VMA (access_error) is doUserAddrFault.
  */
-import { PG_anon_exclusive, PG_dirty, PG_uptodate } from '../mem/framemeta';
+import { PG_anon_exclusive, PG_dirty, PG_reserved, PG_swapbacked, PG_swapcache, PG_uptodate } from '../mem/framemeta';
 import type { AddressSpace } from './address-space';
 import {
   copyPage,
@@ -15,7 +15,9 @@ import {
   folioNrPages,
   folioPut,
   folioRefCount,
+  freeFolioFrames,
   folioTestAnon,
+  mmCounter,
   pageFolio,
   setFolioMapping,
 } from './folio';
@@ -24,7 +26,6 @@ import { splitHugePmd } from './huge-memory';
 import { KernelAssertionError } from './locks';
 import {
   isCowMapping,
-  mmCounter,
   vmNormalPage,
   VM_FAULT_LOCKED,
   VM_FAULT_MAJOR,
@@ -45,7 +46,7 @@ import { pteOffsetMap } from './pte-map';
 import { anonVmaPrepare, folioAddNewAnonRmap, folioAddRmapPtes, folioRemoveRmapPtes, linearPageIndex } from './rmap';
 import { isMigrationType, isNonSwapType, SWP_HWPOISON, swapDevice } from './swap';
 import { isVmHugetlbPage, vmaAssertLocked, vmaIsAnonymous, type VmAreaStruct } from './vma';
-import { VM_EXEC, VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_MAYWRITE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_READ, VM_SHARED, VM_WRITE } from './vm-flags';
+import { VM_EXEC, VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_READ, VM_SHARED, VM_WRITE } from './vm-flags';
 
 // ---- fault flags (include/linux/mm_types.h enum fault_flag) -----------------------------------------
 export const FAULT_FLAG_WRITE = 1 << 0;
@@ -237,7 +238,7 @@ function getHugeZeroFolio(mm: MmStruct, order: number): number {
   if (m.hugeZeroFolio < 0) {
     const f = folioAlloc(m, order, true);
     if (f < 0) return -1;
-    m.meta.setFlag(f, 7 /* PG_reserved: never freed through folio_put */);
+    m.meta.setFlag(f, PG_reserved); // never freed through folio_put
     m.hugeZeroFolio = f;
   }
   if (!mm.hugeZeroRef) {
@@ -256,10 +257,7 @@ export function putHugeZeroFolio(mm: MmStruct): void {
   if (m.hugeZeroUsers === 0 && m.hugeZeroFolio >= 0) {
     const f = m.hugeZeroFolio;
     m.hugeZeroFolio = -1;
-    const order = m.meta.compoundOrder(f);
-    m.meta.clearCompound(f);
-    m.meta.reset(f, order);
-    m.frames.free(f, order);
+    freeFolioFrames(m, f);
   }
 }
 
@@ -399,7 +397,7 @@ export function readCachePage(m: import('./machine').Machine, mapping: AddressSp
   if (folio < 0) return -1;
   const data = mapping.backing.get(index);
   if (data) new Uint8Array(m.mem.buffer, m.mem.offset(folio, data.length), data.length).set(data);
-  if (mapping.shmem) m.meta.setFlag(folio, 9 /* PG_swapbacked */);
+  if (mapping.shmem) m.meta.setFlag(folio, PG_swapbacked);
   m.meta.setFlag(folio, PG_uptodate);
   setFolioMapping(m, folio, mapping, index);
   mapping.pages.set(index, folio);
@@ -530,7 +528,8 @@ export function setPteRange(vmf: VmFault, folio: number, page: number, nr: numbe
   } else {
     folioAddRmapPtes(m, page, nr);
   }
-  for (let i = 0; i < nr; i++) pt.set(ptep + i * 8, b.pfnPte(page / ps + i, 0n) | (entry & ~b.pfnPte(page / ps, 0n)));
+  const prot = entry & ~b.pfnPte(page / ps, 0n); // the entry's bits without its frame
+  for (let i = 0; i < nr; i++) pt.set(ptep + i * 8, b.pfnPte(page / ps + i, prot));
 }
 
 /** alloc_set_pte: the seed kernel's name for set_pte_range on one page (vmf->page or vmf->cow_page). */
@@ -582,7 +581,7 @@ function doWpPage(vmf: VmFault): number {
   const hi = pt.hi(vmf.pte);
   vmf.page = vmNormalPage(vma, vmf.address, lo, hi);
   const folio = vmf.page >= 0 ? pageFolio(m, vmf.page) : -1;
-  if (vma.vmFlags & (VM_SHARED | 0x80 /* VM_MAYSHARE */)) {
+  if (vma.vmFlags & (VM_SHARED | VM_MAYSHARE)) {
     if (folio < 0) return wpPfnShared(vmf);
     return wpPageShared(vmf, folio);
   }
@@ -620,7 +619,6 @@ function wpPageShared(vmf: VmFault, folio: number): number {
   const vma = vmf.vma;
   const m = vma.vmMm.machine;
   folioGet(m, folio);
-  let ret = 0;
   if (wantsPageMkwrite(vma)) {
     doPageMkwrite(vmf, folio);
     const tmp = finishMkwriteFault(vmf);
@@ -633,7 +631,7 @@ function wpPageShared(vmf: VmFault, folio: number): number {
   }
   folioMarkDirty(m, folio); // fault_dirty_shared_page
   folioPut(m, folio);
-  return ret;
+  return 0;
 }
 
 /**
@@ -741,7 +739,7 @@ function doSwapPage(vmf: VmFault): number {
     if (dev.count(offset) > 1) {
       // Others still refer to the slot: the folio goes into the swap cache (its own reference).
       dev.cache.set(offset, folio);
-      m.meta.setFlag(folio, 13 /* PG_swapcache */);
+      m.meta.setFlag(folio, PG_swapcache);
       folioGet(m, folio);
       fromCache = true;
     }
@@ -753,7 +751,7 @@ function doSwapPage(vmf: VmFault): number {
   // should_try_to_free_swap: the last user of the slot takes the folio out of the swap cache.
   if (fromCache && dev.count(offset) === 0) {
     dev.cache.delete(offset);
-    m.meta.clearFlag(folio, 13);
+    m.meta.clearFlag(folio, PG_swapcache);
     folioPut(m, folio);
     dev.release(offset);
   }

@@ -20,6 +20,7 @@
 import { FRAME_SIZE } from '../mem/physmem';
 import { PG_anon, PG_anon_exclusive, PG_dirty, PG_head, PG_referenced, PG_reserved, PG_swapbacked, PG_uptodate } from '../mem/framemeta';
 import type { Machine } from './machine';
+import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES } from './mm';
 import type { AddressSpace } from './address-space';
 import type { AnonVma } from './rmap';
 
@@ -95,14 +96,18 @@ export function folioPut(m: Machine, folio: number, nr = 1): void {
 }
 
 function freeFolio(m: Machine, folio: number): void {
-  const meta = m.meta;
-  const order = meta.compoundOrder(folio);
   if (folioMapcount(m, folio) !== 0) {
     throw new FolioStateError(`freeing folio at 0x${folio.toString(16)} that is still mapped (mapcount ${folioMapcount(m, folio)})`);
   }
   m.folioMappings.delete(folio);
-  if (order > 0) meta.clearCompound(folio);
-  meta.reset(folio, order);
+  freeFolioFrames(m, folio);
+}
+
+/** Return a folio's frames to the allocator with their metadata cleared (no checks: the caller owns it). */
+export function freeFolioFrames(m: Machine, folio: number): void {
+  const order = m.meta.compoundOrder(folio);
+  if (order > 0) m.meta.clearCompound(folio);
+  m.meta.reset(folio, order);
   m.frames.free(folio, order);
   m.emit('folio_free', { pa: folio, order });
 }
@@ -145,6 +150,12 @@ export function setPageAnonExclusive(m: Machine, page: number): void {
 }
 export function clearPageAnonExclusive(m: Machine, page: number): void {
   m.meta.clearFlag(page, PG_anon_exclusive);
+}
+
+/** mm_counter(folio): which rss counter a folio's mappings count in. */
+export function mmCounter(m: Machine, folio: number): number {
+  if (folioTestAnon(m, folio)) return MM_ANONPAGES;
+  return folioTestSwapbacked(m, folio) ? MM_SHMEMPAGES : MM_FILEPAGES;
 }
 
 /** folio_mark_dirty (the page cache's dirty tag is the PG_dirty flag here). */

@@ -43,18 +43,6 @@ function freeTableAt(mm: MmStruct, entry: number, tlb: MmuGather | null, address
   else m.freePgtable(table);
 }
 
-function isNoneOrClearBad(mm: MmStruct, ptr: number, none: (lo: number, hi: number) => boolean, bad: (lo: number, hi: number) => boolean): boolean {
-  const pt = mm.machine.pgtable;
-  const lo = pt.lo(ptr);
-  const hi = pt.hi(ptr);
-  if (none(lo, hi)) return true;
-  if (bad(lo, hi)) {
-    pt.clear(ptr); // p?d_clear_bad
-    return true;
-  }
-  return false;
-}
-
 function freePmdRange(mm: MmStruct, tlb: MmuGather | null, pud: number, addr: number, end: number, floor: number, ceiling: number): void {
   const pt = mm.machine.pgtable;
   const start = addr;
@@ -83,7 +71,7 @@ function freePudRange(mm: MmStruct, tlb: MmuGather | null, p4d: number, addr: nu
     const next = pt.pudAddrEnd(addr, end);
     const lo = pt.lo(pud);
     const hi = pt.hi(pud);
-    if (!isNoneOrClearBad(mm, pud, pt.pudNone, (l, h) => pt.pudBad(l, h) && !pt.pudLeaf(l, h))) {
+    if (!pt.noneOrClearBad(pud, pt.pudNone, (l, h) => pt.pudBad(l, h) && !pt.pudLeaf(l, h))) {
       if (!pt.pudLeaf(lo, hi)) freePmdRange(mm, tlb, pud, addr, next, floor, ceiling);
     }
     pud += 8;
@@ -99,7 +87,7 @@ function freeP4dRange(mm: MmStruct, tlb: MmuGather | null, pgd: number, addr: nu
   let p4d = pt.p4dOffset(pgd, addr);
   do {
     const next = pt.p4dAddrEnd(addr, end);
-    if (!isNoneOrClearBad(mm, p4d, pt.p4dNone, pt.p4dBad)) freePudRange(mm, tlb, p4d, addr, next, floor, ceiling);
+    if (!pt.noneOrClearBad(p4d, pt.p4dNone, pt.p4dBad)) freePudRange(mm, tlb, p4d, addr, next, floor, ceiling);
     p4d += 8;
     addr = next;
   } while (addr !== end);
@@ -127,7 +115,7 @@ export function freePgdRange(mm: MmStruct, addr: number, end: number, floor: num
   let pgd = pt.pgdOffset(mm.pgd, addr);
   do {
     const next = pt.pgdAddrEnd(addr, end);
-    if (!isNoneOrClearBad(mm, pgd, pt.pgdNone, pt.pgdBad)) freeP4dRange(mm, tlb, pgd, addr, next, floor, ceiling);
+    if (!pt.noneOrClearBad(pgd, pt.pgdNone, pt.pgdBad)) freeP4dRange(mm, tlb, pgd, addr, next, floor, ceiling);
     pgd += 8;
     addr = next;
   } while (addr !== end);

@@ -4,6 +4,7 @@
  * faulting pages in, honouring the VMA's permissions — and, with FOLL_FORCE, writing into a
  * read-only private mapping through a copy-on-write copy, as ptrace's PTRACE_POKEDATA does.
  */
+import { PG_anon_exclusive } from '../mem/framemeta';
 import { EFAULT, ENOMEM } from './errno';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handleMmFault } from './fault';
 import { folioGet, folioMarkDirty, folioPut, folioTestAnon, pageFolio } from './folio';
@@ -60,7 +61,7 @@ function canFollowWrite(vma: VmAreaStruct, writable: boolean, page: number, gupF
   if (vma.vmFlags & VM_WRITE) return false;
   if (page < 0) return false;
   const m = vma.vmMm.machine;
-  return folioTestAnon(m, pageFolio(m, page)) && m.meta.testFlag(page, 12 /* PG_anon_exclusive */);
+  return folioTestAnon(m, pageFolio(m, page)) && m.meta.testFlag(page, PG_anon_exclusive);
 }
 
 /**

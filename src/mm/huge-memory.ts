@@ -8,9 +8,9 @@
  * override this (`vma.split`), which the conformance corpus uses.
  */
 import { splitLeaf, splitSwap } from '../arch/split';
-import { PG_anon_exclusive } from '../mem/framemeta';
-import { folioPut, folioTestAnon } from './folio';
-import { addMmCounter, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES } from './mm';
+import { PG_anon_exclusive, PG_pgtable } from '../mem/framemeta';
+import { folioPut, mmCounter } from './folio';
+import { addMmCounter } from './mm';
 import { flushTlbRange } from './mmu-gather';
 import type { VmAreaStruct } from './vma';
 import { vmaIsAnonymous } from './vma';
@@ -72,7 +72,7 @@ export function splitHugePmd(vma: VmAreaStruct, pmd: number, addr: number): void
       const i = m.meta.frameIndex(folio);
       m.meta.entireMapcount[i] = m.meta.entireMapcount[i]! - 1;
       const nr = pt.PMD_SIZE / pt.PAGE_SIZE;
-      addMmCounter(mm, folioTestAnon(m, folio) ? MM_ANONPAGES : m.meta.testFlag(folio, 9) ? MM_SHMEMPAGES : MM_FILEPAGES, -nr);
+      addMmCounter(mm, mmCounter(m, folio), -nr);
       folioPut(m, folio);
     }
     return;
@@ -138,7 +138,7 @@ function installTable(vma: VmAreaStruct, parent: number, level: 'pud' | 'pmd', c
     table = deposited;
   } else {
     table = m.frames.alloc(m.tableOrder);
-    m.meta.setFlag(table, 11 /* PG_pgtable */);
+    m.meta.setFlag(table, PG_pgtable);
     m.meta.setRefcount(table, 1);
   }
   m.mem.zero(table, m.geo.PAGE_SIZE);

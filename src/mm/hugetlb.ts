@@ -17,11 +17,10 @@ import { flushTlbRange } from './mmu-gather';
 import { entryAlloc, setHugePteAt } from './pgalloc';
 import { folioAddNewAnonRmap, folioAddRmapEntire, folioRemoveRmapEntire } from './rmap';
 import type { ZapDetails } from './memory';
+import { VM_FAULT_OOM, VM_FAULT_SIGBUS } from './vm-fault';
 import type { VmAreaStruct } from './vma';
 import { VM_SHARED, VM_WRITE } from './vm-flags';
 
-const VM_FAULT_OOM = 0x1;
-const VM_FAULT_SIGBUS = 0x2;
 
 /** How a huge page of size sz is mapped here: the level of its entries and how many consecutive entries. */
 export interface HugeLayout {
@@ -92,12 +91,9 @@ function makeHugePte(vma: VmAreaStruct, folio: number, writable: boolean): bigin
   const m = vma.vmMm.machine;
   const lay = hugeLayout(vma.vmMm, hsize(vma));
   const pfn = folio / m.geo.PAGE_SIZE;
-  let prot = vma.vmPageProt;
-  let v = lay.level === 'pte' ? m.bits.pfnPte(pfn, prot) : m.bits.pfnHuge(lay.level, pfn, prot);
-  if (writable) v = m.bits.pteModify(v, { write: true, dirty: true });
-  else v = m.bits.pteModify(v, { write: false });
-  prot = 0n;
-  return v;
+  const prot = vma.vmPageProt;
+  const v = lay.level === 'pte' ? m.bits.pfnPte(pfn, prot) : m.bits.pfnHuge(lay.level, pfn, prot);
+  return m.bits.pteModify(v, writable ? { write: true, dirty: true } : { write: false });
 }
 
 function setHuge(vma: VmAreaStruct, addr: number, ptep: number, v: bigint): void {
@@ -155,7 +151,7 @@ function hugetlbNoPage(vma: VmAreaStruct, haddr: number, ptep: number, write: bo
       folio = cached;
       folioGet(m, folio); // the mapping's reference
     } else {
-      folio = folioAlloc(m, frameOrderOf(mm, sz) - 0, true);
+      folio = folioAlloc(m, frameOrderOf(mm, sz), true);
       if (folio < 0) return VM_FAULT_OOM;
       mapping.pages.set(idx, folio);
       setFolioMapping(m, folio, mapping, idx);
@@ -169,7 +165,7 @@ function hugetlbNoPage(vma: VmAreaStruct, haddr: number, ptep: number, write: bo
   }
   mm.hugetlbUsage += sz / m.geo.PAGE_SIZE;
   const writable = shared ? (vma.vmFlags & VM_WRITE) !== 0 : false;
-  setHuge(vma, haddr, ptep, makeHugePte(vma, folio, writable && write ? true : writable));
+  setHuge(vma, haddr, ptep, makeHugePte(vma, folio, writable));
   // A private write fault does the COW at once (it reuses the new, exclusive folio).
   if (write && !shared) return hugetlbWp(vma, haddr, ptep);
   return 0;

@@ -7,26 +7,25 @@
  * The rules are those of the kernel-doc in ../shared/seeds/003 and Linux 6.18's code; a BUG_ON is a
  * KernelAssertionError naming it, a WARN_ON_ONCE that returns an error returns that error.
  */
-import { PG_anon_exclusive } from '../mem/framemeta';
+import { PG_anon_exclusive, PG_pgtable, PG_swapcache } from '../mem/framemeta';
 import { EBUSY, EFAULT, EINVAL, ENOMEM } from './errno';
 import {
-  copyPage,
-  folioAlloc,
   folioGet,
   folioMarkAccessed,
   folioMarkDirty,
   folioNrPages,
   folioPut,
   folioRefCount,
+  mmCounter,
   folioTestAnon,
-  folioTestSwapbacked,
   pageFolio,
   pfnToPage,
 } from './folio';
 import { KernelAssertionError } from './locks';
+import { VM_FAULT_NOPAGE, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './vm-fault';
 import type { Machine } from './machine';
-import { addMmCounter, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmapAssertWriteLocked, type MmStruct } from './mm';
-import { MmuGather, flushTlbRange, tlbFinishMmu, tlbGatherMmu } from './mmu-gather';
+import { addMmCounter, MM_ANONPAGES, MM_SWAPENTS, mmapAssertWriteLocked, type MmStruct } from './mm';
+import { MmuGather, tlbFinishMmu, tlbGatherMmu } from './mmu-gather';
 import { entryAlloc } from './pgalloc';
 import { hiOf, loOf, lookupEntry } from './pt-lookup';
 import { pteOffsetMap } from './pte-map';
@@ -38,33 +37,9 @@ import { VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_MAYWRITE, VM_MIXEDMAP, VM_PFNMAP,
 import { splitHugePmd } from './huge-memory';
 import { hugetlbCopyRange, unmapHugepageRange } from './hugetlb';
 
-// ---- vm_fault_t (include/linux/mm_types.h enum vm_fault_reason) ------------------------------------
-export const VM_FAULT_OOM = 0x000001;
-export const VM_FAULT_SIGBUS = 0x000002;
-export const VM_FAULT_MAJOR = 0x000004;
-/** Removed in Linux 6.1; the seed's finish_mkwrite_fault still documents it, so mmulab keeps its old value. */
-export const VM_FAULT_WRITE = 0x000008;
-export const VM_FAULT_HWPOISON = 0x000010;
-export const VM_FAULT_HWPOISON_LARGE = 0x000020;
-export const VM_FAULT_SIGSEGV = 0x000040;
-export const VM_FAULT_NOPAGE = 0x000100;
-export const VM_FAULT_LOCKED = 0x000200;
-export const VM_FAULT_RETRY = 0x000400;
-export const VM_FAULT_FALLBACK = 0x000800;
-export const VM_FAULT_DONE_COW = 0x001000;
-export const VM_FAULT_NEEDDSYNC = 0x002000;
-export const VM_FAULT_COMPLETED = 0x004000;
-export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE | VM_FAULT_FALLBACK;
-
 /** is_cow_mapping: private and may become writable. */
 export function isCowMapping(flags: number): boolean {
   return (flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
-}
-
-/** mm_counter(folio): which rss counter a folio's mappings count in. */
-export function mmCounter(m: Machine, folio: number): number {
-  if (folioTestAnon(m, folio)) return MM_ANONPAGES;
-  return folioTestSwapbacked(m, folio) ? MM_SHMEMPAGES : MM_FILEPAGES;
 }
 
 /**
@@ -85,6 +60,8 @@ export function vmNormalPage(vma: VmAreaStruct, _addr: number, lo: number, hi: n
   }
   return page;
 }
+
+export * from './vm-fault';
 
 // ---- zapping ------------------------------------------------------------------------------------------
 
@@ -163,7 +140,7 @@ export function freeSwapAndCache(m: Machine, offset: number): void {
     const folio = dev.cache.get(offset);
     if (folio !== undefined && !m.meta.isTail(folio) && folioRefCount(m, folio) === 1) {
       dev.cache.delete(offset);
-      m.meta.clearFlag(folio, 13 /* PG_swapcache */);
+      m.meta.clearFlag(folio, PG_swapcache);
       folioPut(m, folio);
       dev.release(offset);
     }
@@ -409,7 +386,7 @@ function validatePageBeforeInsert(m: Machine, page: number): number {
   const folio = pageFolio(m, page);
   if (folioRefCount(m, folio) === 0) return -EINVAL;
   if (page === m.zeroPagePa) return 0;
-  if (folioTestAnon(m, folio) || m.meta.testFlag(folio, 11 /* PG_pgtable: page_has_type */)) return -EINVAL;
+  if (folioTestAnon(m, folio) || m.meta.testFlag(folio, PG_pgtable) /* page_has_type */) return -EINVAL;
   return 0;
 }
 
@@ -785,17 +762,4 @@ function copyHugePmd(dst: VmAreaStruct, src: VmAreaStruct, spmd: number, addr: n
   pt.set(spmd, v);
   pt.set(dpmd, m.bits.pteModify(v, { young: false }));
   return 0;
-}
-
-/** Exported for the fault path and fork: flush after write-protecting a range in place. */
-export function flushAfterWrprotect(mm: MmStruct, start: number, end: number): void {
-  flushTlbRange(mm, start, end);
-}
-
-/** copy_user_highpage into a fresh anonymous page: -1 when out of memory. */
-export function allocCopyPage(m: Machine, from: number): number {
-  const page = folioAlloc(m, 0, false);
-  if (page < 0) return -1;
-  copyPage(m, page, from);
-  return page;
 }

@@ -10,7 +10,8 @@
 import { AddressSpace } from './address-space';
 import { EACCES, EEXIST, EINVAL, ENOMEM, EOVERFLOW } from './errno';
 import { doUserAddrFault, putHugeZeroFolio } from './fault';
-import { folioMapcount, folioPut, setFolioMapping } from './folio';
+import { PG_anon_exclusive } from '../mem/framemeta';
+import { folioPut, folioTestAnon, setFolioMapping } from './folio';
 import { freePgtables } from './free-pgtables';
 import { KernelAssertionError } from './locks';
 import type { Machine } from './machine';
@@ -21,7 +22,7 @@ import { lookupEntry } from './pt-lookup';
 import { anonVmaClone, unlinkAnonVmas } from './rmap';
 import { splitHugePmd } from './huge-memory';
 import { hugeLayout } from './hugetlb';
-import { isMigrationType } from './swap';
+import { isMigrationType, SWP_MIGRATION_READ, SWP_MIGRATION_WRITE } from './swap';
 import { vmaStartWrite, type VmAreaStruct, type VmaInit } from './vma';
 import {
   VM_ACCOUNT,
@@ -271,10 +272,8 @@ function compatible(a: VmAreaStruct, init: VmaInit): boolean {
 function tryMergeNew(mm: MmStruct, init: VmaInit): boolean {
   const ps = pageSize(mm);
   const list = mm.vmaList;
-  const nextIdx = list.findIndex((v) => v.vmStart >= init.end);
   const next = list.find((v) => v.vmStart === init.end) ?? null;
   const prev = [...list].reverse().find((v) => v.vmEnd === init.start) ?? null;
-  void nextIdx;
   const pgoff = init.pgoff ?? 0;
   const canPrev = prev !== null && compatible(prev, init) && prev.vmPgoff + (prev.vmEnd - prev.vmStart) / ps === pgoff;
   const canNext = next !== null && compatible(next, init) && pgoff + (init.end - init.start) / ps === next.vmPgoff;
@@ -382,12 +381,9 @@ export function splitVma(mm: MmStruct, vma: VmAreaStruct, at: number): VmAreaStr
     name: vma.name,
   };
   // A huge pmd straddling the split point is split first (vma_adjust_trans_huge).
-  for (const boundary of [at]) {
-    const pmdSize = mm.machine.geo.PMD_SIZE;
-    if (!vma.hugepageSize && boundary % pmdSize !== 0) {
-      const r = lookupEntry(mm, boundary);
-      if (r.level === 'pmd') splitHugePmd(vma, r.ptr, boundary);
-    }
+  if (!vma.hugepageSize && at % mm.machine.geo.PMD_SIZE !== 0) {
+    const r = lookupEntry(mm, at);
+    if (r.level === 'pmd') splitHugePmd(vma, r.ptr, at);
   }
   vma.vmEnd = at;
   const tail = mm.insertVma(init);
@@ -448,7 +444,7 @@ function canChangePteWritable(vma: VmAreaStruct, addr: number, lo: number, hi: n
   if ((vma.vmFlags & VM_WRITE) === 0) return false;
   if ((vma.vmFlags & VM_SHARED) === 0) {
     const page = vmNormalPage(vma, addr, lo, hi);
-    return page >= 0 && m.meta.testFlag(m.meta.headOf(page), 10) && m.meta.testFlag(page, 12 /* PG_anon_exclusive */);
+    return page >= 0 && folioTestAnon(m, m.meta.headOf(page)) && m.meta.testFlag(page, PG_anon_exclusive);
   }
   return m.bits.pteDirty(lo, hi);
 }
@@ -460,7 +456,9 @@ function changeProtection(vma: VmAreaStruct, start: number, end: number): number
   const pt = m.pgtable;
   const b = m.bits;
   const ps = pt.PAGE_SIZE;
-  const tryWritable = (vma.vmFlags & VM_SHARED) ? !vmaWantsWritenotify(vma) || true : (vma.vmFlags & VM_WRITE) !== 0;
+  // vma_wants_manual_pte_write_upgrade: shared mappings that write-notify upgrade dirty ptes by
+  // hand (the others get write from vm_page_prot already); private ones exclusive anon pages.
+  const tryWritable = (vma.vmFlags & VM_SHARED) ? vmaWantsWritenotify(vma) : (vma.vmFlags & VM_WRITE) !== 0;
   let pages = 0;
   for (let addr = start; addr < end; ) {
     const r = lookupEntry(mm, addr);
@@ -507,7 +505,7 @@ function changeProtection(vma: VmAreaStruct, start: number, end: number): number
       } else if (isMigrationType(b.swapType(lo, hi)) && (vma.vmFlags & VM_WRITE) === 0) {
         // A writable migration entry becomes a readable one when write permission goes.
         const type = b.swapType(lo, hi);
-        if (type === 30 /* SWP_MIGRATION_WRITE */) pt.set(pte, b.mkSwapPte(28 /* SWP_MIGRATION_READ */, b.swapOffset(lo, hi)));
+        if (type === SWP_MIGRATION_WRITE) pt.set(pte, b.mkSwapPte(SWP_MIGRATION_READ, b.swapOffset(lo, hi)));
       }
     }
   }
@@ -629,9 +627,6 @@ export function exitMmap(mm: MmStruct): void {
       freePgtables(mm, vmas[0]!.vmStart, vmas[vmas.length - 1]!.vmEnd, tlb);
     }
     tlbFinishMmu(tlb);
-    // Tables left by code that mapped outside any VMA (vm_insert_page into a VMA since removed…):
-    // free_pgd_range over the whole user range catches them.
-    freePgtables(mm, 0, Math.ceil(m.TASK_SIZE / m.geo.PMD_SIZE) * m.geo.PMD_SIZE);
     for (const [, table] of mm.depositedTables) m.freePgtable(table);
     mm.depositedTables.clear();
     putHugeZeroFolio(mm);
@@ -642,7 +637,3 @@ export function exitMmap(mm: MmStruct): void {
   }
 }
 
-/** A check the tests and scenarios use: the folio's map count, for balance assertions. */
-export function mappedCount(m: Machine, folio: number): number {
-  return folioMapcount(m, folio);
-}

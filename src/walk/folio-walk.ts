@@ -70,9 +70,9 @@ export function folioWalkStart(fw: FolioWalk, vma: VmAreaStruct, addr: number, f
   mmapAssertLocked(mm);
   if (addr < vma.vmStart || addr >= vma.vmEnd) return null; // WARN_ON_ONCE
   const pgd = pt.pgdOffset(mm.pgd, addr);
-  if (noneOrClearBad(pt, pgd, pt.pgdNone, pt.pgdBad)) return null;
+  if (pt.noneOrClearBad(pgd, pt.pgdNone, pt.pgdBad)) return null;
   const p4d = pt.p4dOffset(pgd, addr);
-  if (noneOrClearBad(pt, p4d, pt.p4dNone, pt.p4dBad)) return null;
+  if (pt.noneOrClearBad(p4d, pt.p4dNone, pt.p4dBad)) return null;
   const pud = pt.pudOffset(p4d, addr);
   let lo = pt.lo(pud);
   let hi = pt.hi(pud);
@@ -141,22 +141,6 @@ function found(fw: FolioWalk, vma: VmAreaStruct, page: number, addr: number, ent
   fw.vma = vma;
   fw.locked = true;
   return pageFolio(m, page);
-}
-
-function noneOrClearBad(
-  pt: { lo(p: number): number; hi(p: number): number; clear(p: number): void },
-  ptr: number,
-  none: (lo: number, hi: number) => boolean,
-  bad: (lo: number, hi: number) => boolean,
-): boolean {
-  const lo = pt.lo(ptr);
-  const hi = pt.hi(ptr);
-  if (none(lo, hi)) return true;
-  if (bad(lo, hi)) {
-    pt.clear(ptr);
-    return true;
-  }
-  return false;
 }
 
 /** folio_walk_end(fw, vma): release the entry's lock taken by a successful folio_walk_start. */

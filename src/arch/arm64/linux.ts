@@ -6,8 +6,8 @@
  * The predicates take the entry's halves (lo = bits 31:0, hi = bits 63:32), use 32-bit bit tests
  * only, and allocate nothing. Constructors speak bigint.
  */
-import type { Geometry, LevelName } from '../geometry';
-import type { Hi, Lo, PageProt } from '../types';
+import type { Geometry } from '../geometry';
+import type { ArchBits, Hi, Lo, PageProt } from '../types';
 
 // ---- pgtable-hwdef.h: hardware bits (bigint, for constructors and callers) ----------------------
 
@@ -92,46 +92,8 @@ export const PTE_ADDR_HI_MASK = 0x3ffff;
 
 const TWO32 = 4294967296;
 
-/** The Linux half of ArchBits: everything but the manual's encode/decode. */
-export interface Arm64Linux {
-  readonly physAddrBits: number;
-  pgdNone(lo: Lo, hi: Hi): boolean;
-  pgdBad(lo: Lo, hi: Hi): boolean;
-  pgdPresent(lo: Lo, hi: Hi): boolean;
-  p4dNone(lo: Lo, hi: Hi): boolean;
-  p4dBad(lo: Lo, hi: Hi): boolean;
-  p4dPresent(lo: Lo, hi: Hi): boolean;
-  pudNone(lo: Lo, hi: Hi): boolean;
-  pudBad(lo: Lo, hi: Hi): boolean;
-  pudPresent(lo: Lo, hi: Hi): boolean;
-  pudLeaf(lo: Lo, hi: Hi): boolean;
-  pmdNone(lo: Lo, hi: Hi): boolean;
-  pmdBad(lo: Lo, hi: Hi): boolean;
-  pmdPresent(lo: Lo, hi: Hi): boolean;
-  pmdLeaf(lo: Lo, hi: Hi): boolean;
-  pmdTransHuge(lo: Lo, hi: Hi): boolean;
-  pteNone(lo: Lo, hi: Hi): boolean;
-  ptePresent(lo: Lo, hi: Hi): boolean;
-  tableAddr(lo: Lo, hi: Hi): number;
-  leafPfn(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number;
-  pteWrite(lo: Lo, hi: Hi): boolean;
-  pteDirty(lo: Lo, hi: Hi): boolean;
-  pteYoung(lo: Lo, hi: Hi): boolean;
-  pteExec(lo: Lo, hi: Hi): boolean;
-  pteUser(lo: Lo, hi: Hi): boolean;
-  pteGlobal(lo: Lo, hi: Hi): boolean;
-  pteSpecial(lo: Lo, hi: Hi): boolean;
-  pgprot(prot: PageProt): bigint;
-  pfnPte(pfn: number, pgprot: bigint): bigint;
-  pfnHuge(level: 'pmd' | 'pud', pfn: number, pgprot: bigint): bigint;
-  mkTable(level: LevelName, tablePa: number, user: boolean): bigint;
-  mkSwapPte(type: number, offset: number): bigint;
-  swapType(lo: Lo, hi: Hi): number;
-  swapOffset(lo: Lo, hi: Hi): number;
-  pteModify(pte: bigint, change: { young?: boolean; write?: boolean; dirty?: boolean }): bigint;
-  pteMkspecial(pte: bigint): bigint;
-  pteModifyProt(pte: bigint, newprot: bigint): bigint;
-}
+/** The Linux half of ArchBits: everything but the geometry and the manual's encode/decode. */
+export type Arm64Linux = Omit<ArchBits, 'geometry' | 'decode' | 'encode'>;
 
 // ---- pte_* helpers on bigint (pgtable.h), used by the constructors -------------------------------
 
