@@ -253,10 +253,15 @@ function walkPudRange(p4d: number, addr: number, end: number, walk: MmWalk<any>)
 
 /** p?d_none_or_clear_bad: a bad entry is reported (pgd_clear_bad) and cleared, then treated as none. */
 function noneOrClearBad(walk: MmWalk<any>, ptr: number, none: (lo: number, hi: number) => boolean, bad: (lo: number, hi: number) => boolean): boolean {
+  // Not Pgtable.noneOrClearBad: the walker reads each entry once and reports the clear.
   const pt = walk.pt;
-  if (none(pt.lo(ptr), pt.hi(ptr))) return true;
-  if (bad(pt.lo(ptr), pt.hi(ptr))) walk.mm.machine.emit('clear_bad', { ptr });
-  return pt.noneOrClearBad(ptr, none, bad);
+  const lo = pt.lo(ptr);
+  const hi = pt.hi(ptr);
+  if (none(lo, hi)) return true;
+  if (!bad(lo, hi)) return false;
+  walk.mm.machine.emit('clear_bad', { ptr });
+  pt.clear(ptr);
+  return true;
 }
 
 function walkP4dRange(pgd: number, addr: number, end: number, walk: MmWalk<any>): number {
