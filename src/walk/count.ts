@@ -24,18 +24,22 @@ export interface CountResult {
 
 const FLUSH = 2 ** 52;
 
+/**
+ * The walk's running totals. Plain number fields only, so the callbacks below inline into the
+ * walker's loops and allocate nothing: leaves are kept per logical level (the hardware level is
+ * applied once at the end), and the checksum is summed in a double that is flushed into a bigint
+ * before it could lose precision.
+ */
 class Counter {
   entries = 0;
-  leaves = 0;
-  byLevel = [0, 0, 0, 0, 0, 0, 0]; // index hwLevel + 1
+  pteLeaves = 0;
+  pmdLeaves = 0;
+  pudLeaves = 0;
   acc = 0;
   total = 0n;
-  add(pfn4k: number): void {
-    this.acc += pfn4k;
-    if (this.acc >= FLUSH) {
-      this.total += BigInt(this.acc);
-      this.acc = 0;
-    }
+  flush(): void {
+    this.total += BigInt(this.acc);
+    this.acc = 0;
   }
 }
 
@@ -44,62 +48,63 @@ function buildOps(machine: Machine): MmWalkOps<Counter> {
   const pt = machine.pgtable;
   const bits = machine.bits;
   const tested = new Set<LevelName>(g.physicalLevels.map((p) => lowestAlias(g, p)));
-  const hw = (level: LevelName) => g.hwLevel[physicalOf(g, level)]! + 1;
   const scale = g.PAGE_SIZE / 4096; // a pfn counts PAGE_SIZE units; the checksum counts 4 KiB
-  const pudHw = hw('pud');
-  const pmdHw = hw('pmd');
-  const pteHw = hw('pte');
+  // The architecture's own functions, taken once: a pte level is never folded, so Pgtable's
+  // folding wrappers add nothing here, and one call less keeps the pte callback small enough
+  // for the optimiser to inline it whole into the walker's pte loop.
+  const ptePresent = bits.ptePresent;
+  const leafPfn = bits.leafPfn;
   const u32 = pt.u32;
   const base = pt.physBase;
   const ops: MmWalkOps<Counter> = {
     pteEntry(pte, _addr, _next, walk) {
-      const c = walk.private;
+      const c = walk.private_;
       c.entries++;
       const i = (pte - base) / 4;
       const lo = u32[i]!;
       const hi = u32[i + 1]!;
-      if (pt.ptePresent(lo, hi)) {
-        c.leaves++;
-        c.byLevel[pteHw]!++;
-        c.add(bits.leafPfn('pte', lo, hi) * scale);
+      if (ptePresent(lo, hi)) {
+        c.pteLeaves++;
+        c.acc += leafPfn('pte', lo, hi) * scale;
+        if (c.acc >= FLUSH) c.flush();
       }
       return 0;
     },
     pteHole(_addr, _next, _depth, walk) {
-      walk.private.entries++;
+      walk.private_.entries++;
       return 0;
     },
   };
   if (tested.has('pmd')) {
     ops.pmdEntry = (pmd, _a, _n, walk) => {
-      const c = walk.private;
+      const c = walk.private_;
       c.entries++;
       const lo = pt.lo(pmd);
       const hi = pt.hi(pmd);
       if (pt.pmdPresent(lo, hi) && pt.pmdLeaf(lo, hi)) {
-        c.leaves++;
-        c.byLevel[pmdHw]!++;
-        c.add(bits.leafPfn('pmd', lo, hi) * scale);
+        c.pmdLeaves++;
+        c.acc += leafPfn('pmd', lo, hi) * scale;
+        if (c.acc >= FLUSH) c.flush();
       }
       return 0;
     };
   }
   if (tested.has('pud')) {
     ops.pudEntry = (pud, _a, _n, walk) => {
-      const c = walk.private;
+      const c = walk.private_;
       c.entries++;
       const lo = pt.lo(pud);
       const hi = pt.hi(pud);
       if (pt.pudLeaf(lo, hi) && pt.pudPresent(lo, hi)) {
-        c.leaves++;
-        c.byLevel[pudHw]!++;
-        c.add(bits.leafPfn('pud', lo, hi) * scale);
+        c.pudLeaves++;
+        c.acc += leafPfn('pud', lo, hi) * scale;
+        if (c.acc >= FLUSH) c.flush();
       }
       return 0;
     };
   }
-  const counting = (_p: number, _a: number, _n: number, walk: { private: Counter }) => {
-    walk.private.entries++;
+  const counting = (_p: number, _a: number, _n: number, walk: { private_: Counter }) => {
+    walk.private_.entries++;
     return 0;
   };
   if (tested.has('p4d')) ops.p4dEntry = counting;
@@ -107,9 +112,15 @@ function buildOps(machine: Machine): MmWalkOps<Counter> {
   return ops;
 }
 
+// One set of callbacks per machine: a fresh closure per walk would change the walker's call
+// targets every time, and the optimiser would throw away the code it inlined them into.
+const opsOf = new WeakMap<Machine, MmWalkOps<Counter>>();
+
 /** Walk [start, end) of every root (clipped to the root's own range) and count. */
 export function countWalk(machine: Machine, roots: readonly ImageRoot[], start = 0, end = 2 ** 64): CountResult {
-  const ops = buildOps(machine);
+  let ops = opsOf.get(machine);
+  if (!ops) opsOf.set(machine, (ops = buildOps(machine)));
+  const g = machine.geo;
   const c = new Counter();
   const t0 = process.hrtime.bigint();
   for (const r of roots) {
@@ -120,13 +131,15 @@ export function countWalk(machine: Machine, roots: readonly ImageRoot[], start =
     if (ret !== 0) throw new Error(`walk of ${r.name} returned ${ret}`);
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  // Keyed by hardware level (x86-64 1…5, ARM64 -1…3).
   const leavesByLevel: Record<string, number> = {};
-  c.byLevel.forEach((n, i) => {
-    if (n) leavesByLevel[String(i - 1)] = n;
-  });
+  const hw = (level: LevelName) => String(g.hwLevel[physicalOf(g, level)]!);
+  if (c.pudLeaves) leavesByLevel[hw('pud')] = c.pudLeaves;
+  if (c.pmdLeaves) leavesByLevel[hw('pmd')] = c.pmdLeaves;
+  if (c.pteLeaves) leavesByLevel[hw('pte')] = c.pteLeaves;
   return {
     entries: c.entries,
-    leaves: c.leaves,
+    leaves: c.pteLeaves + c.pmdLeaves + c.pudLeaves,
     leavesByLevel,
     checksum: BigInt.asUintN(64, c.total + BigInt(c.acc)),
     seconds,

@@ -102,34 +102,54 @@ function realDepth(pt: Pgtable, depth: number): number {
   return depth;
 }
 
-function walkPteRangeInner(pte: number, addr: number, end: number, walk: MmWalk<any>): number {
+/**
+ * The pte loop of a walk without install_pte: the hottest loop of every walk, kept this small so
+ * that the optimiser inlines the caller's pte_entry into it. A pte_entry that is not inlined is
+ * called with its addresses boxed (they exceed 31 bits), which costs a heap number per entry.
+ */
+function walkPteEntries(
+  pte: number,
+  addr: number,
+  end: number,
+  walk: MmWalk<any>,
+  pteEntry: NonNullable<MmWalkOps<any>['pteEntry']>,
+): number {
+  const pageSize = walk.pt.PAGE_SIZE;
+  // An integer induction variable: pte and addr are derived from it, not carried around the loop.
+  // Carried doubles can end up as tagged loop variables, boxed on every iteration.
+  const n = (end - addr) / pageSize; // at most PTRS_PER_PTE: [addr, end) lies in one pmd
+  for (let k = 0; k < n; k++) {
+    const a = addr + k * pageSize;
+    const err = pteEntry(pte + k * 8, a, a + pageSize, walk);
+    if (err) return err;
+  }
+  return 0;
+}
+
+/** The pte loop of a walk with install_pte: none entries are filled, others go to pte_entry. */
+function walkPteInstall(pte: number, addr: number, end: number, walk: MmWalk<any>): number {
   const ops = walk.ops;
   const pt = walk.pt;
   const pageSize = pt.PAGE_SIZE;
-  const installPte = ops.installPte;
+  const installPte = ops.installPte!;
   const pteEntry = ops.pteEntry;
   // The table was bounds-checked when mapped (nextTable); reads below stay inside it.
   const u32 = pt.u32;
   const base = pt.physBase;
   let err = 0;
   for (;;) {
-    if (installPte !== undefined) {
-      const i = (pte - base) / 4;
-      if (pt.pteNone(u32[i]!, u32[i + 1]!)) {
-        walk.newPte.value = 0n;
-        err = installPte(addr, addr + pageSize, walk.newPte, walk);
-        if (err) break;
-        setPteAt(walk.mm, addr, pte, walk.newPte.value);
-        walk.mm.machine.emit('set_pte', { ptr: pte, addr, value: walk.newPte.value });
-      } else {
-        // 6.18 calls pte_entry here unconditionally: install_pte without pte_entry meeting a
-        // present pte would be a NULL call in the kernel; refuse it with an error naming the rule.
-        if (pteEntry === undefined) throw new TypeError('install_pte walk met an existing pte and ops.pteEntry is NULL');
-        err = pteEntry(pte, addr, addr + pageSize, walk);
-        if (err) break;
-      }
+    const i = (pte - base) / 4;
+    if (pt.pteNone(u32[i]!, u32[i + 1]!)) {
+      walk.newPte.value = 0n;
+      err = installPte(addr, addr + pageSize, walk.newPte, walk);
+      if (err) break;
+      setPteAt(walk.mm, addr, pte, walk.newPte.value);
+      walk.mm.machine.emit('set_pte', { ptr: pte, addr, value: walk.newPte.value });
     } else {
-      err = pteEntry!(pte, addr, addr + pageSize, walk);
+      // 6.18 calls pte_entry here unconditionally: install_pte without pte_entry meeting a
+      // present pte would be a NULL call in the kernel; refuse it with an error naming the rule.
+      if (pteEntry === undefined) throw new TypeError('install_pte walk met an existing pte and ops.pteEntry is NULL');
+      err = pteEntry(pte, addr, addr + pageSize, walk);
       if (err) break;
     }
     if (addr >= end - pageSize) break;
@@ -137,6 +157,12 @@ function walkPteRangeInner(pte: number, addr: number, end: number, walk: MmWalk<
     pte += 8;
   }
   return err;
+}
+
+function walkPteRangeInner(pte: number, addr: number, end: number, walk: MmWalk<any>): number {
+  const pteEntry = walk.ops.pteEntry;
+  if (walk.ops.installPte === undefined) return walkPteEntries(pte, addr, end, walk, pteEntry!);
+  return walkPteInstall(pte, addr, end, walk);
 }
 
 function walkPteRange(pmd: number, addr: number, end: number, walk: MmWalk<any>): number {

@@ -241,13 +241,12 @@ export function tableAddr(lo: Lo, hi: Hi): number {
  * (the L1TF mitigation of pgtable-invert.h), so it is inverted back before masking.
  */
 export function leafPfn(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
-  if ((lo & _PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0)) {
-    lo = ~lo;
-    hi = ~hi;
-  }
+  // Inverted (L1TF) entries are flipped with an xor by all-ones, not by reassigning ~lo: the
+  // halves then stay 32-bit integers on both paths, and the optimiser never has to box them.
+  const flip = (lo & _PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0) ? -1 : 0;
   const loMask = level === 'pte' ? PTE_PFN_MASK_LO : level === 'pmd' ? PHYSICAL_PMD_PAGE_MASK_LO : PHYSICAL_PUD_PAGE_MASK_LO;
   // bits 51:32 are pfn bits 39:20; bits 31:12 are pfn bits 19:0.
-  return (hi & PTE_PFN_MASK_HI) * 1048576 + ((lo & loMask) >>> 12);
+  return ((hi ^ flip) & PTE_PFN_MASK_HI) * 1048576 + (((lo ^ flip) & loMask) >>> 12);
 }
 
 // ---- pte accessors (valid on a present pte) ---------------------------------------------------
