@@ -22,7 +22,13 @@ export interface CountResult {
   seconds: number;
 }
 
-const FLUSH = 2 ** 52;
+/**
+ * The double-precision sum is flushed into the bigint total at 2^52, before it could lose a unit
+ * (each pfn added is below 2^40). A const enum, so the bundler writes the value into the callbacks.
+ */
+const enum Sum {
+  FLUSH = 4503599627370496,
+}
 
 /**
  * The walk's running totals. Plain number fields only, so the callbacks below inline into the
@@ -48,7 +54,6 @@ function buildOps(machine: Machine): MmWalkOps<Counter> {
   const pt = machine.pgtable;
   const bits = machine.bits;
   const tested = new Set<LevelName>(g.physicalLevels.map((p) => lowestAlias(g, p)));
-  const scale = g.PAGE_SIZE / 4096; // a pfn counts PAGE_SIZE units; the checksum counts 4 KiB
   // The architecture's own functions, taken once: a pte level is never folded, so Pgtable's
   // folding wrappers add nothing here, and one call less keeps the pte callback small enough
   // for the optimiser to inline it whole into the walker's pte loop.
@@ -65,8 +70,8 @@ function buildOps(machine: Machine): MmWalkOps<Counter> {
       const hi = u32[i + 1]!;
       if (ptePresent(lo, hi)) {
         c.pteLeaves++;
-        c.acc += leafPfn('pte', lo, hi) * scale;
-        if (c.acc >= FLUSH) c.flush();
+        c.acc += leafPfn('pte', lo, hi);
+        if (c.acc >= Sum.FLUSH) c.flush();
       }
       return 0;
     },
@@ -83,8 +88,8 @@ function buildOps(machine: Machine): MmWalkOps<Counter> {
       const hi = pt.hi(pmd);
       if (pt.pmdPresent(lo, hi) && pt.pmdLeaf(lo, hi)) {
         c.pmdLeaves++;
-        c.acc += leafPfn('pmd', lo, hi) * scale;
-        if (c.acc >= FLUSH) c.flush();
+        c.acc += leafPfn('pmd', lo, hi);
+        if (c.acc >= Sum.FLUSH) c.flush();
       }
       return 0;
     };
@@ -97,8 +102,8 @@ function buildOps(machine: Machine): MmWalkOps<Counter> {
       const hi = pt.hi(pud);
       if (pt.pudLeaf(lo, hi) && pt.pudPresent(lo, hi)) {
         c.pudLeaves++;
-        c.acc += leafPfn('pud', lo, hi) * scale;
-        if (c.acc >= FLUSH) c.flush();
+        c.acc += leafPfn('pud', lo, hi);
+        if (c.acc >= Sum.FLUSH) c.flush();
       }
       return 0;
     };
@@ -141,7 +146,8 @@ export function countWalk(machine: Machine, roots: readonly ImageRoot[], start =
     entries: c.entries,
     leaves: c.pteLeaves + c.pmdLeaves + c.pudLeaves,
     leavesByLevel,
-    checksum: BigInt.asUintN(64, c.total + BigInt(c.acc)),
+    // pfns count PAGE_SIZE units; the checksum counts 4 KiB units: scaled once, here.
+    checksum: BigInt.asUintN(64, (c.total + BigInt(c.acc)) * BigInt(g.PAGE_SIZE / 4096)),
     seconds,
   };
 }

@@ -99,52 +99,79 @@ export const SWP_OFFSET_SHIFT = SWP_OFFSET_FIRST_BIT + SWP_TYPE_BITS;
 export const SWP_OFFSET_BITS = 64 - SWP_TYPE_BITS - SWP_OFFSET_FIRST_BIT;
 
 // ---- the same bits as 32-bit word masks, for the hot path -------------------------------------
+// A const enum, so that the bundler writes each value into the code that uses it: a module-level
+// constant is a memory load and a type check at every use in optimised code, and these masks are
+// used once or twice per entry walked. The named exports below are the same values for other modules.
 
-export const _PAGE_PRESENT_LO = 0x1;
-export const _PAGE_RW_LO = 0x2;
-export const _PAGE_USER_LO = 0x4;
-export const _PAGE_PWT_LO = 0x8;
-export const _PAGE_PCD_LO = 0x10;
-export const _PAGE_ACCESSED_LO = 0x20;
-export const _PAGE_DIRTY_LO = 0x40;
-export const _PAGE_PSE_LO = 0x80;
-export const _PAGE_PAT_LO = 0x80;
-export const _PAGE_GLOBAL_LO = 0x100;
-export const _PAGE_PROTNONE_LO = 0x100;
-export const _PAGE_SPECIAL_LO = 0x200;
-export const _PAGE_PAT_LARGE_LO = 0x1000;
+const enum W {
+  _PAGE_PRESENT_LO = 0x1,
+  _PAGE_RW_LO = 0x2,
+  _PAGE_USER_LO = 0x4,
+  _PAGE_PWT_LO = 0x8,
+  _PAGE_PCD_LO = 0x10,
+  _PAGE_ACCESSED_LO = 0x20,
+  _PAGE_DIRTY_LO = 0x40,
+  _PAGE_PSE_LO = 0x80,
+  _PAGE_PAT_LO = 0x80,
+  _PAGE_GLOBAL_LO = 0x100,
+  _PAGE_PROTNONE_LO = 0x100,
+  _PAGE_SPECIAL_LO = 0x200,
+  _PAGE_PAT_LARGE_LO = 0x1000,
+  _PAGE_SAVED_DIRTY_HI = 0x04000000,
+  _PAGE_PKEY_MASK_HI = 0x78000000,
+  _PAGE_NX_HI = 0x80000000,
+  PTE_PFN_MASK_LO = 0xfffff000,
+  PTE_PFN_MASK_HI = 0x000fffff,
+  PTE_FLAGS_MASK_LO = 0x00000fff,
+  PTE_FLAGS_MASK_HI = 0xfff00000,
+  PHYSICAL_PMD_PAGE_MASK_LO = 0xffe00000,
+  PHYSICAL_PUD_PAGE_MASK_LO = 0xc0000000,
+  KNL_ERRATUM_LO = 0x60, // _PAGE_DIRTY | _PAGE_ACCESSED
+  KERNPG_TABLE_LO = 0x63, // _KERNPG_TABLE
+}
+export const _PAGE_PRESENT_LO: number = W._PAGE_PRESENT_LO;
+export const _PAGE_RW_LO: number = W._PAGE_RW_LO;
+export const _PAGE_USER_LO: number = W._PAGE_USER_LO;
+export const _PAGE_PWT_LO: number = W._PAGE_PWT_LO;
+export const _PAGE_PCD_LO: number = W._PAGE_PCD_LO;
+export const _PAGE_ACCESSED_LO: number = W._PAGE_ACCESSED_LO;
+export const _PAGE_DIRTY_LO: number = W._PAGE_DIRTY_LO;
+export const _PAGE_PSE_LO: number = W._PAGE_PSE_LO;
+export const _PAGE_PAT_LO: number = W._PAGE_PAT_LO;
+export const _PAGE_GLOBAL_LO: number = W._PAGE_GLOBAL_LO;
+export const _PAGE_PROTNONE_LO: number = W._PAGE_PROTNONE_LO;
+export const _PAGE_SPECIAL_LO: number = W._PAGE_SPECIAL_LO;
+export const _PAGE_PAT_LARGE_LO: number = W._PAGE_PAT_LARGE_LO;
 /** Bit 58 is hi bit 26. */
-export const _PAGE_SAVED_DIRTY_HI = 0x04000000;
+export const _PAGE_SAVED_DIRTY_HI: number = W._PAGE_SAVED_DIRTY_HI;
 /** Bits 62:59 are hi bits 30:27. */
-export const _PAGE_PKEY_MASK_HI = 0x78000000;
+export const _PAGE_PKEY_MASK_HI: number = W._PAGE_PKEY_MASK_HI;
 /** Bit 63 is hi bit 31. */
-export const _PAGE_NX_HI = 0x80000000;
-export const PTE_PFN_MASK_LO = 0xfffff000;
-export const PTE_PFN_MASK_HI = 0x000fffff;
-export const PTE_FLAGS_MASK_LO = 0x00000fff;
-export const PTE_FLAGS_MASK_HI = 0xfff00000;
-export const PHYSICAL_PMD_PAGE_MASK_LO = 0xffe00000;
-export const PHYSICAL_PUD_PAGE_MASK_LO = 0xc0000000;
+export const _PAGE_NX_HI: number = W._PAGE_NX_HI;
+export const PTE_PFN_MASK_LO: number = W.PTE_PFN_MASK_LO;
+export const PTE_PFN_MASK_HI: number = W.PTE_PFN_MASK_HI;
+export const PTE_FLAGS_MASK_LO: number = W.PTE_FLAGS_MASK_LO;
+export const PTE_FLAGS_MASK_HI: number = W.PTE_FLAGS_MASK_HI;
+export const PHYSICAL_PMD_PAGE_MASK_LO: number = W.PHYSICAL_PMD_PAGE_MASK_LO;
+export const PHYSICAL_PUD_PAGE_MASK_LO: number = W.PHYSICAL_PUD_PAGE_MASK_LO;
 
-const KNL_ERRATUM_LO = 0x60; // _PAGE_DIRTY | _PAGE_ACCESSED
-const KERNPG_TABLE_LO = 0x63; // _KERNPG_TABLE
 const TWO_32 = 4294967296;
 
 // ---- pgtable.h predicates ---------------------------------------------------------------------
 
 /** pte_none: `!(pte & ~_PAGE_KNL_ERRATUM_MASK)`. */
 export function pteNone(lo: Lo, hi: Hi): boolean {
-  return (lo & ~KNL_ERRATUM_LO) === 0 && hi === 0;
+  return (lo & ~W.KNL_ERRATUM_LO) === 0 && hi === 0;
 }
 
 /** pte_present: `pte_flags(a) & (_PAGE_PRESENT | _PAGE_PROTNONE)` — a PROT_NONE pte is present to Linux. */
 export function ptePresent(lo: Lo, _hi: Hi): boolean {
-  return (lo & (_PAGE_PRESENT_LO | _PAGE_PROTNONE_LO)) !== 0;
+  return (lo & (W._PAGE_PRESENT_LO | W._PAGE_PROTNONE_LO)) !== 0;
 }
 
 /** pmd_none: `(val & ~_PAGE_KNL_ERRATUM_MASK) == 0`. */
 export function pmdNone(lo: Lo, hi: Hi): boolean {
-  return (lo & ~KNL_ERRATUM_LO) === 0 && hi === 0;
+  return (lo & ~W.KNL_ERRATUM_LO) === 0 && hi === 0;
 }
 
 /**
@@ -152,7 +179,7 @@ export function pmdNone(lo: Lo, hi: Hi): boolean {
  * briefly clear.
  */
 export function pmdPresent(lo: Lo, _hi: Hi): boolean {
-  return (lo & (_PAGE_PRESENT_LO | _PAGE_PROTNONE_LO | _PAGE_PSE_LO)) !== 0;
+  return (lo & (W._PAGE_PRESENT_LO | W._PAGE_PROTNONE_LO | W._PAGE_PSE_LO)) !== 0;
 }
 
 /**
@@ -161,28 +188,28 @@ export function pmdPresent(lo: Lo, _hi: Hi): boolean {
  * alone already makes it bad), so NX or any high software bit makes a table entry bad.
  */
 export function pmdBad(lo: Lo, hi: Hi): boolean {
-  return (lo & PTE_FLAGS_MASK_LO & ~(_PAGE_USER_LO | _PAGE_ACCESSED_LO)) !== (KERNPG_TABLE_LO & ~_PAGE_ACCESSED_LO) ||
-    (hi & PTE_FLAGS_MASK_HI) !== 0;
+  return (lo & W.PTE_FLAGS_MASK_LO & ~(W._PAGE_USER_LO | W._PAGE_ACCESSED_LO)) !== (W.KERNPG_TABLE_LO & ~W._PAGE_ACCESSED_LO) ||
+    (hi & W.PTE_FLAGS_MASK_HI) !== 0;
 }
 
 /** pmd_leaf: `pmd_flags(pte) & _PAGE_PSE`. */
 export function pmdLeaf(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_PSE_LO) !== 0;
+  return (lo & W._PAGE_PSE_LO) !== 0;
 }
 
 /** pmd_trans_huge: `(pmd_val(pmd) & _PAGE_PSE) == _PAGE_PSE` (no _PAGE_DEVMAP since 6.17). */
 export function pmdTransHuge(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_PSE_LO) !== 0;
+  return (lo & W._PAGE_PSE_LO) !== 0;
 }
 
 /** pud_none: `(pud & ~_PAGE_KNL_ERRATUM_MASK) == 0`. */
 export function pudNone(lo: Lo, hi: Hi): boolean {
-  return (lo & ~KNL_ERRATUM_LO) === 0 && hi === 0;
+  return (lo & ~W.KNL_ERRATUM_LO) === 0 && hi === 0;
 }
 
 /** pud_present: `pud_flags(pud) & _PAGE_PRESENT`. */
 export function pudPresent(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_PRESENT_LO) !== 0;
+  return (lo & W._PAGE_PRESENT_LO) !== 0;
 }
 
 /**
@@ -190,27 +217,27 @@ export function pudPresent(lo: Lo, _hi: Hi): boolean {
  * bit") a PROT_NONE 1 GiB leaf (PRESENT clear) is still a leaf; before, PRESENT was required too.
  */
 export function pudLeaf(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_PSE_LO) !== 0;
+  return (lo & W._PAGE_PSE_LO) !== 0;
 }
 
 /** pud_bad: `(pud_flags(pud) & ~(_KERNPG_TABLE | _PAGE_USER)) != 0`. */
 export function pudBad(lo: Lo, hi: Hi): boolean {
-  return (lo & PTE_FLAGS_MASK_LO & ~(KERNPG_TABLE_LO | _PAGE_USER_LO)) !== 0 || (hi & PTE_FLAGS_MASK_HI) !== 0;
+  return (lo & W.PTE_FLAGS_MASK_LO & ~(W.KERNPG_TABLE_LO | W._PAGE_USER_LO)) !== 0 || (hi & W.PTE_FLAGS_MASK_HI) !== 0;
 }
 
 /** p4d_none: `(p4d & ~_PAGE_KNL_ERRATUM_MASK) == 0`. */
 export function p4dNone(lo: Lo, hi: Hi): boolean {
-  return (lo & ~KNL_ERRATUM_LO) === 0 && hi === 0;
+  return (lo & ~W.KNL_ERRATUM_LO) === 0 && hi === 0;
 }
 
 /** p4d_present: `p4d_flags(p4d) & _PAGE_PRESENT`. */
 export function p4dPresent(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_PRESENT_LO) !== 0;
+  return (lo & W._PAGE_PRESENT_LO) !== 0;
 }
 
 /** p4d_bad: `(p4d_flags(p4d) & ~(_KERNPG_TABLE | _PAGE_USER)) != 0` (PTI off: NX is not ignored). */
 export function p4dBad(lo: Lo, hi: Hi): boolean {
-  return (lo & PTE_FLAGS_MASK_LO & ~(KERNPG_TABLE_LO | _PAGE_USER_LO)) !== 0 || (hi & PTE_FLAGS_MASK_HI) !== 0;
+  return (lo & W.PTE_FLAGS_MASK_LO & ~(W.KERNPG_TABLE_LO | W._PAGE_USER_LO)) !== 0 || (hi & W.PTE_FLAGS_MASK_HI) !== 0;
 }
 
 /** pgd_none (5-level): `!native_pgd_val(pgd)` — no KNL workaround, PGDs only point to tables. */
@@ -220,7 +247,7 @@ export function pgdNone(lo: Lo, hi: Hi): boolean {
 
 /** pgd_present (5-level): `pgd_flags(pgd) & _PAGE_PRESENT`. */
 export function pgdPresent(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_PRESENT_LO) !== 0;
+  return (lo & W._PAGE_PRESENT_LO) !== 0;
 }
 
 /**
@@ -228,12 +255,12 @@ export function pgdPresent(lo: Lo, _hi: Hi): boolean {
  * p4d_bad: A and D must both be set.
  */
 export function pgdBad(lo: Lo, hi: Hi): boolean {
-  return (lo & PTE_FLAGS_MASK_LO & ~_PAGE_USER_LO) !== KERNPG_TABLE_LO || (hi & PTE_FLAGS_MASK_HI) !== 0;
+  return (lo & W.PTE_FLAGS_MASK_LO & ~W._PAGE_USER_LO) !== W.KERNPG_TABLE_LO || (hi & W.PTE_FLAGS_MASK_HI) !== 0;
 }
 
 /** p?d_page_paddr / p?d_pgtable: bits 51:12 of a table entry. */
 export function tableAddr(lo: Lo, hi: Hi): number {
-  return (hi & PTE_PFN_MASK_HI) * TWO_32 + ((lo & PTE_PFN_MASK_LO) >>> 0);
+  return (hi & W.PTE_PFN_MASK_HI) * TWO_32 + ((lo & W.PTE_PFN_MASK_LO) >>> 0);
 }
 
 /**
@@ -243,47 +270,47 @@ export function tableAddr(lo: Lo, hi: Hi): number {
 export function leafPfn(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
   // Inverted (L1TF) entries are flipped with an xor by all-ones, not by reassigning ~lo: the
   // halves then stay 32-bit integers on both paths, and the optimiser never has to box them.
-  const flip = (lo & _PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0) ? -1 : 0;
-  const loMask = level === 'pte' ? PTE_PFN_MASK_LO : level === 'pmd' ? PHYSICAL_PMD_PAGE_MASK_LO : PHYSICAL_PUD_PAGE_MASK_LO;
+  const flip = (lo & W._PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0) ? -1 : 0;
+  const loMask = level === 'pte' ? W.PTE_PFN_MASK_LO : level === 'pmd' ? W.PHYSICAL_PMD_PAGE_MASK_LO : W.PHYSICAL_PUD_PAGE_MASK_LO;
   // bits 51:32 are pfn bits 39:20; bits 31:12 are pfn bits 19:0.
-  return ((hi ^ flip) & PTE_PFN_MASK_HI) * 1048576 + (((lo ^ flip) & loMask) >>> 12);
+  return ((hi ^ flip) & W.PTE_PFN_MASK_HI) * 1048576 + (((lo ^ flip) & loMask) >>> 12);
 }
 
 // ---- pte accessors (valid on a present pte) ---------------------------------------------------
 
 /** pte_write: RW (pte_shstk() is false without user shadow stacks). */
 export function pteWrite(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_RW_LO) !== 0;
+  return (lo & W._PAGE_RW_LO) !== 0;
 }
 
 /** pte_dirty: `pte_flags(pte) & _PAGE_DIRTY_BITS` — D, or SAVED_DIRTY for a write-protected pte. */
 export function pteDirty(lo: Lo, hi: Hi): boolean {
-  return (lo & _PAGE_DIRTY_LO) !== 0 || (hi & _PAGE_SAVED_DIRTY_HI) !== 0;
+  return (lo & W._PAGE_DIRTY_LO) !== 0 || (hi & W._PAGE_SAVED_DIRTY_HI) !== 0;
 }
 
 /** pte_young: A. */
 export function pteYoung(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_ACCESSED_LO) !== 0;
+  return (lo & W._PAGE_ACCESSED_LO) !== 0;
 }
 
 /** pte_exec: `!(pte_flags(pte) & _PAGE_NX)`. */
 export function pteExec(_lo: Lo, hi: Hi): boolean {
-  return (hi & _PAGE_NX_HI) === 0;
+  return (hi & W._PAGE_NX_HI) === 0;
 }
 
 /** US (pte_flags & _PAGE_USER). */
 export function pteUser(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_USER_LO) !== 0;
+  return (lo & W._PAGE_USER_LO) !== 0;
 }
 
 /** pte_global: G. */
 export function pteGlobal(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_GLOBAL_LO) !== 0;
+  return (lo & W._PAGE_GLOBAL_LO) !== 0;
 }
 
 /** pte_special: _PAGE_SPECIAL (bit 9, _PAGE_BIT_SOFTW1). */
 export function pteSpecial(lo: Lo, _hi: Hi): boolean {
-  return (lo & _PAGE_SPECIAL_LO) !== 0;
+  return (lo & W._PAGE_SPECIAL_LO) !== 0;
 }
 
 // ---- constructors (bigint) --------------------------------------------------------------------
