@@ -72,6 +72,14 @@ export class MmWalk<P = unknown> {
   readonly pt: Pgtable;
   /** Scratch for install_pte, reused for every call. */
   readonly newPte: PteOut = { value: 0n };
+  /**
+   * The pte run being walked, [pmd or pte pointer, addr, end], handed down in a typed array:
+   * passed as arguments these doubles (above 2^31) would be boxed on every call that the
+   * optimiser does not inline, a heap number per pte table.
+   */
+  readonly span = new Float64Array(3);
+  /** This walk's copy of the pte loop (pteLoopFor). */
+  readonly pteLoop: (walk: MmWalk<any>) => number;
 
   constructor(
     readonly ops: MmWalkOps<P>,
@@ -82,6 +90,7 @@ export class MmWalk<P = unknown> {
     readonly private_: P,
   ) {
     this.pt = mm.machine.pgtable;
+    this.pteLoop = pteLoopFor(ops);
   }
 
   /** The `private` field (a reserved word in TypeScript class bodies' strict mode, hence private_). */
@@ -103,17 +112,18 @@ function realDepth(pt: Pgtable, depth: number): number {
 }
 
 /**
- * The pte loop of a walk without install_pte: the hottest loop of every walk, kept this small so
- * that the optimiser inlines the caller's pte_entry into it. A pte_entry that is not inlined is
- * called with its addresses boxed (they exceed 31 bits), which costs a heap number per entry.
+ * The pte loop of a walk without install_pte, over walk.span = [pte, addr, end]: the hottest loop
+ * of every walk. It must inline the caller's pte_entry: a pte_entry that is called instead gets
+ * its two addresses boxed (they exceed 31 bits), a heap number each per entry.
+ *
+ * Self-contained (no free variables) because pteLoopFor compiles copies of it from its text.
  */
-function walkPteEntries(
-  pte: number,
-  addr: number,
-  end: number,
-  walk: MmWalk<any>,
-  pteEntry: NonNullable<MmWalkOps<any>['pteEntry']>,
-): number {
+function walkPteEntries(walk: MmWalk<any>): number {
+  const span = walk.span;
+  const pte = span[0]!;
+  const addr = span[1]!;
+  const end = span[2]!;
+  const pteEntry = walk.ops.pteEntry!;
   const pageSize = walk.pt.PAGE_SIZE;
   // An integer induction variable: pte and addr are derived from it, not carried around the loop.
   // Carried doubles can end up as tagged loop variables, boxed on every iteration.
@@ -124,6 +134,32 @@ function walkPteEntries(
     if (err) return err;
   }
   return 0;
+}
+
+/**
+ * One copy of the pte loop per pte_entry function literal. V8 keeps its call-site feedback per
+ * function, so with a single shared loop the second callback a process uses turns the call
+ * polymorphic, the optimiser stops inlining, and every entry pays for boxed arguments (and runs
+ * at a fraction of the speed). Copies compiled from the loop's own text each have their own
+ * feedback. They are keyed by the callback's source text, so closures made afresh from one
+ * literal for every walk share a copy, as they share their feedback in V8; past PTE_LOOPS_MAX
+ * distinct callbacks the shared loop serves.
+ */
+const PTE_LOOPS_MAX = 64;
+const pteLoops = new Map<string, (walk: MmWalk<any>) => number>();
+const pteLoopSource = `return ${walkPteEntries.toString()}`;
+
+function pteLoopFor(ops: MmWalkOps<any>): (walk: MmWalk<any>) => number {
+  const pteEntry = ops.pteEntry;
+  if (pteEntry === undefined || ops.installPte !== undefined) return walkPteEntries;
+  const key = Function.prototype.toString.call(pteEntry);
+  let loop = pteLoops.get(key);
+  if (loop === undefined) {
+    if (pteLoops.size >= PTE_LOOPS_MAX) return walkPteEntries;
+    loop = new Function(pteLoopSource)() as (walk: MmWalk<any>) => number;
+    pteLoops.set(key, loop);
+  }
+  return loop;
 }
 
 /** The pte loop of a walk with install_pte: none entries are filled, others go to pte_entry. */
@@ -159,26 +195,32 @@ function walkPteInstall(pte: number, addr: number, end: number, walk: MmWalk<any
   return err;
 }
 
-function walkPteRangeInner(pte: number, addr: number, end: number, walk: MmWalk<any>): number {
-  const pteEntry = walk.ops.pteEntry;
-  if (walk.ops.installPte === undefined) return walkPteEntries(pte, addr, end, walk, pteEntry!);
-  return walkPteInstall(pte, addr, end, walk);
-}
 
-function walkPteRange(pmd: number, addr: number, end: number, walk: MmWalk<any>): number {
+/** walk_pte_range over walk.span = [pmd, addr, end] (set by walkPmdRange). */
+function walkPteRange(walk: MmWalk<any>): number {
   const mm = walk.mm;
+  const span = walk.span;
+  const pmd = span[0]!;
+  const addr = span[1]!;
   let pte: number;
   let err = 0;
   if (walk.noVma) {
     // Kernel tables (init_mm, or any address above TASK_SIZE) are mapped with pte_offset_kernel,
     // which cannot fail; user tables go through pte_offset_map, which can.
-    if (mm.isInitMm || addr >= mm.machine.TASK_SIZE) pte = walk.pt.pteOffsetKernel(pmd, addr);
+    // pte_offset_kernel, spelled out: a call would box the address.
+    if (mm.isInitMm || addr >= mm.machine.TASK_SIZE) {
+      const pt = walk.pt;
+      pte = pt.nextTable(pmd) + (Math.floor(addr / pt.PAGE_SIZE) % pt.geo.PTRS_PER_PTE) * 8;
+    }
     else pte = pteOffsetMap(mm, pmd, addr);
   } else {
     pte = pteOffsetMap(mm, pmd, addr); // pte_offset_map_lock: the ptl is modelled, not taken
   }
-  if (pte >= 0) err = walkPteRangeInner(pte, addr, end, walk);
-  else walk.action = ACTION_AGAIN;
+  if (pte < 0) walk.action = ACTION_AGAIN;
+  else if (walk.ops.installPte === undefined) {
+    span[0] = pte;
+    err = walk.pteLoop(walk);
+  } else err = walkPteInstall(pte, addr, span[2]!, walk);
   return err;
 }
 
@@ -189,13 +231,28 @@ function walkPmdRange(pud: number, addr: number, end: number, walk: MmWalk<any>)
   const hasInstall = ops.installPte !== undefined;
   const depth = realDepth(pt, 3);
   let err = 0;
-  let pmd = pt.pmdOffset(pud, addr);
-  let next: number;
-  do {
+  const first = pt.pmdOffset(pud, addr);
+  // Entry k's pointer and address are derived from an integer k rather than carried around the
+  // loop as doubles, which the optimiser may keep boxed (one heap number per pmd per walk).
+  const start = addr;
+  const size = pt.PMD_SIZE;
+  const base = Math.floor(start / size) * size;
+  const folded = pt.geo.PTRS_PER_PMD === 1;
+  // Entries are read straight from the words: pmdOffset checked the table against memory (and a
+  // folded pmd is the checked pud), so the bounds check of pt.lo/pt.hi would be spent again.
+  const u32 = pt.u32;
+  const physBase = pt.physBase;
+  for (let k = 0; ; k++) {
+    const pmd = first + k * 8;
+    const i = (pmd - physBase) / 4;
+    addr = k === 0 ? start : base + k * size;
+    // pmd_addr_end, computed here rather than called: a call would box both addresses. A folded
+    // level's addr_end returns end, so its loop runs once.
+    const boundary = base + (k + 1) * size;
+    const next = folded || boundary >= end ? end : boundary;
     // again:
     for (;;) {
-      next = pt.pmdAddrEnd(addr, end);
-      if (pt.pmdNone(pt.lo(pmd), pt.hi(pmd))) {
+      if (pt.pmdNone(u32[i]!, u32[i + 1]!)) {
         if (hasInstall) err = __pteAlloc(walk.mm, pmd, addr);
         else if (ops.pteHole) err = ops.pteHole(addr, next, depth, walk);
         if (err) return err;
@@ -210,25 +267,27 @@ function walkPmdRange(pud: number, addr: number, end: number, walk: MmWalk<any>)
       if (!hasHandler) {
         if (!hasInstall) break; // no handlers for lower tables: nothing to do
         // Only installing: do not split a present huge page for nothing.
-        const lo = pt.lo(pmd);
-        const hi = pt.hi(pmd);
+        const lo = u32[i]!;
+        const hi = u32[i + 1]!;
         if (pt.pmdPresent(lo, hi) && pt.pmdTransHuge(lo, hi)) break;
       }
       if (walk.vma) splitHugePmd(walk.vma, pmd, addr);
       else {
-        const lo = pt.lo(pmd);
-        const hi = pt.hi(pmd);
+        const lo = u32[i]!;
+        const hi = u32[i + 1]!;
         if (pt.pmdLeaf(lo, hi) || !pt.pmdPresent(lo, hi)) break; // nothing to do
       }
-      err = walkPteRange(pmd, addr, next, walk);
+      const span = walk.span;
+      span[0] = pmd;
+      span[1] = addr;
+      span[2] = next;
+      err = walkPteRange(walk);
       if (err) return err;
       if (walk.action === ACTION_AGAIN) continue;
       break;
     }
-    pmd += 8; // a folded level's addr_end returns end: its loop runs once
-    addr = next;
-  } while (addr !== end);
-  return err;
+    if (next === end) return err;
+  }
 }
 
 function walkPudRange(p4d: number, addr: number, end: number, walk: MmWalk<any>): number {
