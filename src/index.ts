@@ -44,3 +44,4 @@ export { createArm64Mmu } from './arch/arm64/mmu';
 export * from './mm/tlbflush';
 export * from './mm/scenario/schema';
 export * from './mm/scenario/run';
+export * from './walk/addrmap';

@@ -112,7 +112,7 @@ export interface CpuStatistics {
   readonly tlbArrays: readonly TlbArrayStats[];
 }
 
-const KIND_NAMES: readonly FaultKind[] = ['not_present', 'protection', 'reserved', 'non_canonical', 'translation', 'access_flag', 'permission', 'address_size'];
+const KIND_NAMES: readonly FaultKind[] = ['not_present', 'protection', 'reserved', 'non_canonical', 'translation', 'access_flag', 'permission', 'address_size', 'external_abort'];
 
 function kindIndex(k: FaultKind): number {
   switch (k) {
@@ -130,8 +130,10 @@ function kindIndex(k: FaultKind): number {
       return 5;
     case 'permission':
       return 6;
-    default:
+    case 'address_size':
       return 7;
+    default:
+      return 8; // external_abort
   }
 }
 
@@ -327,7 +329,7 @@ export class Cpu {
   private nMemRefs = 0;
   private nMemRefsEff = 0;
   private readonly walksByLevel = new Float64Array(8);
-  private readonly faultsByKind = new Float64Array(8);
+  private readonly faultsByKind = new Float64Array(KIND_NAMES.length);
   private readonly fillsByShift = new Float64Array(64);
 
   constructor(mmu: Mmu, opts: CpuOptions = {}) {

@@ -10,9 +10,15 @@
 
 export type AccessKind = 'read' | 'write' | 'exec';
 
-/** Fault kinds by manual name (FORMATS.md, translate). */
+/**
+ * Fault kinds by manual name (FORMATS.md, translate). ARM64 'external_abort' is the synchronous
+ * External abort on a translation table walk (ESR_ELx DFSC 0b0101LL, 0b010011 at level -1): a
+ * descriptor read from a physical address with no memory behind it. x86-64 has no such #PF: a read
+ * of unbacked memory returns all-ones on a PC, which decodes as a present entry with reserved bits
+ * set, so the walk reports 'reserved' (src/arch/x86_64/mmu.ts says where the two can differ).
+ */
 export type X86FaultKind = 'not_present' | 'protection' | 'reserved' | 'non_canonical';
-export type Arm64FaultKind = 'translation' | 'access_flag' | 'permission' | 'address_size';
+export type Arm64FaultKind = 'translation' | 'access_flag' | 'permission' | 'address_size' | 'external_abort';
 export type FaultKind = X86FaultKind | Arm64FaultKind;
 
 /** Effective permissions of a translation, combined down the levels as the hardware does. */
@@ -59,7 +65,12 @@ export class WalkResult {
   attrIndx = 0;
   /** Descriptor reads of this walk (memory references per walk). */
   memRefs = 0;
-  /** Table entries visited, top first: physical address of each descriptor read (for explain / paging-structure caches). */
+  /**
+   * Table entries visited, top first: physical address of each descriptor read (for explain /
+   * paging-structure caches). A read outside emulated memory is recorded too, as the last entry,
+   * with the value the walk saw: x86-64 all-ones (0xffffffff in both halves), ARM64 0 (the read
+   * aborted and returned nothing).
+   */
   readonly entryAddrs: number[] = [0, 0, 0, 0, 0, 0];
   readonly entryLo: number[] = [0, 0, 0, 0, 0, 0];
   readonly entryHi: number[] = [0, 0, 0, 0, 0, 0];

@@ -40,3 +40,17 @@ export function parseIntOption(text: string | undefined, what: string, allowed?:
   if (allowed && !allowed.includes(n)) throw new UsageError(`${what}: ${n} is not one of ${allowed.join(', ')}`);
   return n;
 }
+
+/**
+ * A page-aligned VA option (--start/--end): hex "0x…", at most 2^64 (an exclusive end may be
+ * 0x10000000000000000). A number: every page-aligned value up to 2^64 is exact in a double.
+ */
+export function parsePageAddress(text: string | undefined, what: string, fallback: number, pageSize: number): number {
+  if (text === undefined) return fallback;
+  const t = text.replace(/_/g, '');
+  if (!/^0x[0-9a-f]+$/i.test(t)) throw new UsageError(`${what}: '${text}' is not a hex address (0x…)`);
+  const v = BigInt(t);
+  if (v > 1n << 64n) throw new UsageError(`${what}: '${text}' is beyond 2^64`);
+  if (v % BigInt(pageSize) !== 0n) throw new UsageError(`${what}: ${text} is not aligned to the page size (${pageSize})`);
+  return Number(v);
+}

@@ -13,10 +13,12 @@ import { translate } from './commands/translate';
 import { trace } from './commands/trace';
 import { run } from './commands/run';
 import { exportCommand } from './commands/export';
+import { explain } from './commands/explain';
+import { map } from './commands/map';
 import { InputError, UsageError } from './errors';
 import { styleFor } from './style';
 
-export const COMMANDS: readonly Command[] = [demo, decode, walk, dump, conformance, translate, trace, run, exportCommand];
+export const COMMANDS: readonly Command[] = [demo, decode, walk, dump, conformance, translate, explain, map, trace, run, exportCommand];
 
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -74,6 +76,12 @@ function processIo(): Io {
 // Run when executed as the bin (dist/cli.js), not when imported by tests.
 const invoked = process.argv[1] ?? '';
 if (/(?:^|[\\/])(cli\.js|main\.ts|mmulab)$/.test(invoked)) {
+  // A reader that stops early (mmulab dump --json | head) closes the pipe: stop quietly, as a
+  // SIGPIPE would, instead of dying on an unhandled EPIPE 'error' event with a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(process.exitCode ?? 0);
+  });
   runCli(process.argv.slice(2), processIo()).then(
     (code) => {
       process.exitCode = code;

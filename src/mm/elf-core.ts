@@ -190,13 +190,19 @@ export function loadElfCoreMemory(core: ElfCore): PhysMem {
   } catch (e) {
     throw new ImageError(`${core.path}: physical memory [${hex(core.physBase)}, ${hex(core.physEnd)}) cannot be allocated: ${(e as Error).message}`);
   }
-  const bytes = new Uint8Array(mem.buffer);
   const fd = openSync(core.path, 'r');
   try {
     for (const s of core.segments) {
       for (let done = 0; done < s.filesz; ) {
         const len = Math.min(s.filesz - done, 1 << 30);
-        const n = readSync(fd, bytes, s.paddr - core.physBase + done, len, s.offset + done);
+        // A window per chunk: a Uint8Array over a whole buffer past 4 GiB exceeds Node's typed-array limit.
+        const window = new Uint8Array(mem.buffer, s.paddr - core.physBase + done, len);
+        let n: number;
+        try {
+          n = readSync(fd, window, 0, len, s.offset + done);
+        } catch (e) {
+          throw new ImageError(`${core.path}: program header ${s.index} (PT_LOAD): read error at file byte ${s.offset + done} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
         if (n <= 0) throw new ImageError(`${core.path}: program header ${s.index} (PT_LOAD): short read at file byte ${s.offset + done}`);
         done += n;
       }

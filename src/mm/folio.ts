@@ -96,15 +96,26 @@ export function folioPut(m: Machine, folio: number, nr = 1): void {
 }
 
 function freeFolio(m: Machine, folio: number): void {
-  if (folioMapcount(m, folio) !== 0) {
-    throw new FolioStateError(`freeing folio at 0x${folio.toString(16)} that is still mapped (mapcount ${folioMapcount(m, folio)})`);
-  }
+  checkNotMapped(m, folio); // before anything changes
   m.folioMappings.delete(folio);
   freeFolioFrames(m, folio);
 }
 
-/** Return a folio's frames to the allocator with their metadata cleared (no checks: the caller owns it). */
+/** The page allocator's free-time check (mm/page_alloc.c free_page_is_bad → bad_page: "nonzero mapcount"). */
+function checkNotMapped(m: Machine, folio: number): void {
+  const mapped = folioMapcount(m, folio);
+  if (mapped !== 0) {
+    throw new FolioStateError(`Bad page state (nonzero mapcount): freeing folio at 0x${folio.toString(16)} that is still mapped (mapcount ${mapped})`);
+  }
+}
+
+/**
+ * Return a folio's frames to the allocator with their metadata cleared. The caller owns the folio
+ * (its references are the caller's business); a folio still mapped is refused, as the page
+ * allocator's free path does it.
+ */
 export function freeFolioFrames(m: Machine, folio: number): void {
+  checkNotMapped(m, folio);
   const order = m.meta.compoundOrder(folio);
   if (order > 0) m.meta.clearCompound(folio);
   m.meta.reset(folio, order);

@@ -48,8 +48,18 @@ function field(bits: bigint, msb: number, lsb: number): number {
   return Number((bits >> BigInt(lsb)) & ((1n << BigInt(msb - lsb + 1)) - 1n));
 }
 
-function parseHexField(v: unknown, where: string): bigint {
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+/**
+ * A hex-string field. FORMATS.md: "all register values are hex strings", so a JSON number is refused
+ * there (a decimal 4096 for "cr3" is more likely a mistake than a convenience); `allowNumber` lets
+ * the fields FORMATS.md does not bind to hex (phys_base, which stays below 2^52) take a safe integer.
+ */
+function parseHexField(v: unknown, where: string, allowNumber = false): bigint {
+  if (typeof v === 'number') {
+    if (allowNumber && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+    throw new ImageError(
+      `machine.json ${where}: expected a hex string "0x…", got ${JSON.stringify(v)} (a JSON number${allowNumber ? '' : '; register values are hex strings, FORMATS.md'})`,
+    );
+  }
   if (typeof v !== 'string' || !/^0x[0-9a-fA-F]+$/.test(v)) {
     throw new ImageError(`machine.json ${where}: expected a hex string "0x…", got ${JSON.stringify(v)}`);
   }
@@ -70,8 +80,14 @@ function x86Regime(regs: Record<string, unknown>, maxPhyAddr: number) {
   const cr4 = requireRegister(regs, 'cr4');
   const efer = requireRegister(regs, 'efer');
   if (!field(cr0, 31, 31)) throw new ImageError('machine.json registers.cr0: PG (bit 31) is 0 — paging is disabled, nothing to translate');
+  // SDM Vol.3A §2.5 (CR0.PG): setting PG while PE is clear raises #GP, so no CPU holds this state.
+  if (!field(cr0, 0, 0)) throw new ImageError('machine.json registers.cr0: PG (bit 31) = 1 with PE (bit 0) = 0 is impossible (SDM Vol.3A §2.5: paging needs protected mode)');
   if (!field(cr4, 5, 5)) throw new ImageError('machine.json registers.cr4: PAE (bit 5) must be 1 for 4- or 5-level paging');
   if (!field(efer, 8, 8)) throw new ImageError('machine.json registers.efer: LME (bit 8) must be 1 for IA-32e paging');
+  // PKRU is a 32-bit register (SDM Vol.3A §2.7: RDPKRU/WRPKRU move EAX).
+  if ('pkru' in regs && parseHexField(regs.pkru, 'registers.pkru') > 0xffff_ffffn) {
+    throw new ImageError(`machine.json registers.pkru: ${String(regs.pkru)} is wider than 32 bits (PKRU is a 32-bit register)`);
+  }
   const la57 = field(cr4, 12, 12) === 1;
   const g = geometry(la57 ? 'x86_64-5level' : 'x86_64-4level');
   const table = Number(cr3 & ((1n << BigInt(maxPhyAddr)) - 1n) & ~0xfffn);
@@ -161,9 +177,17 @@ export function loadImage(path: string, opts: LoadImageOptions = {}): LoadedImag
   const memPath = join(dir, 'memory.bin');
   if (!existsSync(jsonPath)) throw new ImageError(`${jsonPath}: not found (an image folder holds machine.json and memory.bin)`);
   if (!existsSync(memPath)) throw new ImageError(`${memPath}: not found (an image folder holds machine.json and memory.bin)`);
+  let text: string;
+  try {
+    if (!statSync(jsonPath).isFile()) throw new ImageError(`${jsonPath}: not a regular file (an image folder holds machine.json and memory.bin)`);
+    text = readFileSync(jsonPath, 'utf8');
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    throw new ImageError(`${jsonPath}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   let json: Record<string, unknown>;
   try {
-    json = JSON.parse(readFileSync(jsonPath, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new ImageError(`${jsonPath}: not valid JSON (${(e as Error).message})`);
   }
@@ -173,32 +197,69 @@ export function loadImage(path: string, opts: LoadImageOptions = {}): LoadedImag
   }
   const arch = json.arch;
   if (arch !== 'x86_64' && arch !== 'arm64') throw new ImageError(`machine.json arch: expected "x86_64" or "arm64", got ${JSON.stringify(arch)}`);
-  const physBase = json.phys_base === undefined ? 0 : Number(parseHexField(json.phys_base, 'phys_base'));
+  const physBase = json.phys_base === undefined ? 0 : Number(parseHexField(json.phys_base, 'phys_base', true));
   if (physBase % FRAME_SIZE !== 0) throw new ImageError(`machine.json phys_base: ${json.phys_base} is not 4 KiB aligned`);
+  if (physBase >= PA_LIMIT) throw new ImageError(`machine.json phys_base: ${json.phys_base} is at or above 2^52, the largest physical address`);
   const regs = json.registers;
   if (typeof regs !== 'object' || regs === null || Array.isArray(regs)) throw new ImageError('machine.json registers: expected an object of hex strings');
   const cpu = (json.cpu ?? {}) as Record<string, unknown>;
-  if (typeof cpu !== 'object' || cpu === null) throw new ImageError('machine.json cpu: expected an object');
+  if (typeof cpu !== 'object' || cpu === null || Array.isArray(cpu)) throw new ImageError('machine.json cpu: expected an object');
   const allRegs = { ...(regs as Record<string, unknown>), ...hexRegisters(opts.registers ?? {}) };
-  return build('folder', arch, allRegs, cpu, json, opts, () => {
-    const fd = openSync(memPath, 'r');
-    try {
-      const size = fstatSync(fd).size;
-      if (size === 0 || size % FRAME_SIZE !== 0) {
-        throw new ImageError(`${memPath}: ${size} bytes; expected a non-zero multiple of 4096 (whole frames)`);
-      }
-      const mem = new PhysMem({ size, physBase });
-      const bytes = new Uint8Array(mem.buffer);
-      for (let off = 0; off < size; ) {
-        const n = readSync(fd, bytes, off, Math.min(size - off, 1 << 30), off);
-        if (n <= 0) throw new ImageError(`${memPath}: short read at byte ${off}`);
-        off += n;
-      }
-      return mem;
-    } finally {
-      closeSync(fd);
+  return build('folder', arch, allRegs, cpu, json, opts, () => readMemoryBin(memPath, physBase));
+}
+
+/** The largest physical address + 1 of either architecture (x86-64 MAXPHYADDR ≤ 52, Arm 52-bit OAs). */
+const PA_LIMIT = 2 ** 52;
+
+/**
+ * memory.bin into a new PhysMem: a regular file of whole frames that ends at or below 2^52. Every
+ * failure (not a file, a size that is not whole frames, a buffer the host cannot allocate, a read
+ * error) is an ImageError naming memory.bin, never a raw Node or V8 error.
+ */
+function readMemoryBin(memPath: string, physBase: number): PhysMem {
+  let fd: number;
+  try {
+    if (!statSync(memPath).isFile()) throw new ImageError(`${memPath}: not a regular file (memory.bin is raw physical memory)`);
+    fd = openSync(memPath, 'r');
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    throw new ImageError(`${memPath}: cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0 || size % FRAME_SIZE !== 0) {
+      const down = Math.floor(size / FRAME_SIZE) * FRAME_SIZE;
+      const up = down + FRAME_SIZE;
+      throw new ImageError(
+        `${memPath}: ${size} bytes; expected a non-zero multiple of 4096 (whole frames${size === 0 ? '' : `: ${down > 0 ? `${down} or ` : ''}${up} — a truncated dump?`})`,
+      );
     }
-  });
+    if (physBase + size > PA_LIMIT) {
+      throw new ImageError(`${memPath}: ${size} bytes from phys_base 0x${physBase.toString(16)} end above 2^52, the largest physical address`);
+    }
+    let mem: PhysMem;
+    try {
+      mem = new PhysMem({ size, physBase });
+    } catch (e) {
+      throw new ImageError(`${memPath}: ${size} bytes cannot be allocated as emulated memory on this host (${(e as Error).message})`);
+    }
+    // One view per chunk: a Uint8Array over a whole buffer past 4 GiB exceeds Node 20's typed-array
+    // length limit (2^32 elements), a 1 GiB window at any offset does not.
+    for (let off = 0; off < size; ) {
+      let n: number;
+      try {
+        const chunk = new Uint8Array(mem.buffer, off, Math.min(size - off, 1 << 30));
+        n = readSync(fd, chunk, 0, chunk.length, off);
+      } catch (e) {
+        throw new ImageError(`${memPath}: read error at byte ${off} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+      if (n <= 0) throw new ImageError(`${memPath}: short read at byte ${off} of ${size} (the file shrank while being read?)`);
+      off += n;
+    }
+    return mem;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function hexRegisters(regs: Readonly<Record<string, bigint>>): Record<string, string> {
@@ -244,20 +305,27 @@ function build(
     }
     maxPhyAddr = cpu.maxphyaddr;
   }
+  // The ID registers are read only by the CPU-side walk (imageCpuParams), but an image is checked
+  // whole when it is loaded, so every command accepts or refuses the same file.
+  for (const key of ['id_aa64mmfr0_el1', 'id_aa64mmfr1_el1', 'id_aa64mmfr2_el1']) {
+    if (cpu[key] !== undefined) parseHexField(cpu[key], `cpu.${key}`);
+  }
   const regime = arch === 'x86_64' ? x86Regime(regs, maxPhyAddr) : { ...arm64Regime(regs, opts.allowBigEndian === true), nxe: true };
+  // Every register is a hex string, the ones this regime does not read too (FORMATS.md); checked
+  // before memory is read, so a bad field costs no allocation.
+  const registers: Record<string, bigint> = Object.fromEntries(Object.entries(regs).map(([k, v]) => [k, parseHexField(v, `registers.${k}`)]));
   const mem = memory();
   const machine = new Machine({ geometry: regime.g, mem, maxPhyAddr, nxe: regime.nxe, adoptMemory: true });
   for (const r of regime.roots) {
     if (!machine.mem.contains(r.table, machine.pgtable.tableBytes('pgd'))) {
       throw new ImageError(
-        `machine.json registers.${r.name}: root table at 0x${r.table.toString(16)} is outside memory [0x${mem.physBase.toString(16)}, 0x${machine.mem.physEnd.toString(16)})`,
+        `machine.json registers.${r.name}: root table at 0x${r.table.toString(16)} is outside memory [0x${mem.physBase.toString(16)}, 0x${machine.mem.physEnd.toString(16)}) ` +
+          `(${source === 'folder' ? 'memory.bin' : 'the core'} holds ${mem.size} bytes from 0x${mem.physBase.toString(16)})`,
       );
     }
   }
   const kernelRoot = regime.roots[regime.roots.length - 1]!;
   machine.initMm.pgd = kernelRoot.table;
-  const registers: Record<string, bigint> = {};
-  for (const [k, v] of Object.entries(regs)) registers[k] = parseHexField(v, `registers.${k}`);
   return { source, machine, roots: regime.roots, registers, json };
 }
 
@@ -289,9 +357,15 @@ export function imageCpuParams(img: LoadedImage): {
   return { arch, registers, options };
 }
 
-/** Write an image folder atomically: both files go to temporaries first, then are renamed. */
+/**
+ * Write an image folder so that no failure leaves a half-written image: both files go to temporaries
+ * first; then the old machine.json (if any) is moved aside, memory.bin and machine.json are renamed
+ * into place, and the old one is removed. At every instant the folder holds the old pair, the new
+ * pair, or a memory.bin without machine.json (which loadImage refuses by name) — never a new
+ * memory.bin beside an old machine.json. On failure the temporaries, and the folder itself when this
+ * call created it, are removed, and an ImageError names the folder and the cause.
+ */
 export function saveImage(dir: string, machine: Machine, registers: Record<string, bigint>, extra: Record<string, unknown> = {}): void {
-  mkdirSync(dir, { recursive: true });
   const json = {
     format: IMAGE_FORMAT,
     arch: machine.geo.arch,
@@ -299,23 +373,65 @@ export function saveImage(dir: string, machine: Machine, registers: Record<strin
     registers: Object.fromEntries(Object.entries(registers).map(([k, v]) => [k, '0x' + v.toString(16)])),
     ...extra,
   };
+  const text = JSON.stringify(json, null, 2) + '\n'; // before the disk is touched
+  const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  let created: string | undefined;
+  try {
+    created = mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new ImageError(`${dir}: cannot create the image folder (${why(e)})`);
+  }
+  const memPath = join(dir, 'memory.bin');
+  const jsonPath = join(dir, 'machine.json');
   const tmpMem = join(dir, `.memory.bin.${process.pid}.tmp`);
   const tmpJson = join(dir, `.machine.json.${process.pid}.tmp`);
+  const oldJson = join(dir, `.machine.json.${process.pid}.old`);
+  const mine: string[] = []; // temporaries this call created, removed on failure
+  let step = 'writing memory.bin';
   try {
     const fd = openSync(tmpMem, 'w');
+    mine.push(tmpMem);
     try {
-      const bytes = new Uint8Array(machine.mem.buffer);
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30));
+      const size = machine.mem.size;
+      // A window per chunk: one Uint8Array over a buffer past 4 GiB exceeds the typed-array limit.
+      for (let off = 0; off < size; ) {
+        const chunk = new Uint8Array(machine.mem.buffer, off, Math.min(size - off, 1 << 30));
+        off += writeSync(fd, chunk, 0, chunk.length, off);
+      }
     } finally {
       closeSync(fd);
     }
-    writeFileSync(tmpJson, JSON.stringify(json, null, 2) + '\n');
-    renameSync(tmpMem, join(dir, 'memory.bin'));
-    renameSync(tmpJson, join(dir, 'machine.json'));
+    step = 'writing machine.json';
+    mine.push(tmpJson);
+    writeFileSync(tmpJson, text);
+    step = 'replacing the files';
+    const hadJson = existsSync(jsonPath);
+    if (hadJson) renameSync(jsonPath, oldJson);
+    try {
+      renameSync(tmpMem, memPath);
+    } catch (e) {
+      if (hadJson) renameSync(oldJson, jsonPath); // nothing replaced yet: the old image stands
+      throw e;
+    }
+    mine.splice(mine.indexOf(tmpMem), 1);
+    step = hadJson ? `installing machine.json (memory.bin is new; the previous machine.json is at ${oldJson})` : 'installing machine.json';
+    renameSync(tmpJson, jsonPath);
+    mine.length = 0;
   } catch (e) {
-    rmSync(tmpMem, { force: true });
-    rmSync(tmpJson, { force: true });
-    throw e;
+    for (const f of mine) {
+      try {
+        rmSync(f, { force: true }); // never recursive: a folder of that name is not ours
+      } catch {
+        /* left for the caller to see; the error below says what failed */
+      }
+    }
+    if (created !== undefined) rmSync(created, { recursive: true, force: true });
+    throw new ImageError(`${dir}: the image could not be written while ${step} (${why(e)})`);
+  }
+  try {
+    rmSync(oldJson, { force: true }); // the new image is in place; a leftover here is harmless
+  } catch {
+    /* e.g. the previous "machine.json" was a folder: left as .machine.json.PID.old */
   }
 }
 

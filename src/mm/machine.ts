@@ -145,9 +145,11 @@ export class Machine {
       // (clone_pgd_range of KERNEL_PGD_BOUNDARY … PTRS_PER_PGD), so kernel addresses translate in
       // every process. The tables below those entries stay init_mm's.
       const half = this.geo.PTRS_PER_PGD / 2;
-      const u8 = new Uint8Array(this.mem.buffer);
-      const src = this.mem.offset(this.initMm.pgd + half * 8, half * 8);
-      u8.copyWithin(this.mem.offset(pgd + half * 8, half * 8), src, src + half * 8);
+      // Through the u32 view: a Uint8Array over the whole buffer cannot exist past 4 GiB (Node 20's
+      // typed-array length limit is 2^32 elements), u32 reaches 16 GiB.
+      const u32 = this.mem.u32;
+      const src = this.mem.offset(this.initMm.pgd + half * 8, half * 8) / 4;
+      u32.copyWithin(this.mem.offset(pgd + half * 8, half * 8) / 4, src, src + half * 2);
     }
     return new MmStruct(this, pgd, name, this.allocAsid());
   }

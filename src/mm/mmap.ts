@@ -8,7 +8,7 @@
  * PMD_SIZE aligned to it (THP), hugetlb mappings to their huge page size.
  */
 import { AddressSpace } from './address-space';
-import { EACCES, EEXIST, EINVAL, ENOMEM, EOVERFLOW } from './errno';
+import { EACCES, EEXIST, EINVAL, ENOMEM, EOVERFLOW, EPERM } from './errno';
 import { doUserAddrFault, putHugeZeroFolio } from './fault';
 import { PG_anon_exclusive } from '../mem/framemeta';
 import { folioPut, folioTestAnon, setFolioMapping } from './folio';
@@ -228,8 +228,15 @@ export function doMmap(mm: MmStruct, addr: number, len: number, prot: number, fl
 
   // Where: MAP_FIXED takes addr as it is; otherwise a hint, aligned for THP / hugetlb.
   if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+    // __get_unmapped_area (mm/mmap.c), in its order: hugetlb's own alignment check first
+    // (hugetlb_get_unmapped_area → prepare_hugepage_range), then the range must fit below TASK_SIZE
+    // (-ENOMEM: a non-canonical or kernel address, or a negative number read as unsigned), then be
+    // page aligned (-EINVAL), then security_mmap_addr: below mmap_min_addr needs CAP_SYS_RAWIO
+    // (cap_mmap_addr: -EPERM; the model's processes are unprivileged).
+    if (hugeSize && addr % unit !== 0) return -EINVAL;
+    if (addr < 0 || addr + len > m.TASK_SIZE) return -ENOMEM;
     if (addr % unit !== 0) return -EINVAL;
-    if (addr + len > m.TASK_SIZE || addr < MMAP_MIN_ADDR) return -ENOMEM;
+    if (addr < MMAP_MIN_ADDR) return -EPERM;
     if ((flags & MAP_FIXED_NOREPLACE) && !rangeFree(mm, addr, addr + len)) return -EEXIST;
   } else {
     let align = unit;
@@ -396,7 +403,9 @@ export function splitVma(mm: MmStruct, vma: VmAreaStruct, at: number): VmAreaStr
 /** do_vmi_munmap with the mmap write lock held: 0 or -EINVAL. */
 function doMunmapLocked(mm: MmStruct, start: number, len: number): number {
   const ps = pageSize(mm);
-  if (start % ps !== 0 || start > mm.machine.TASK_SIZE || len > mm.machine.TASK_SIZE - start) return -EINVAL;
+  // do_vmi_munmap: offset_in_page(start) || start > TASK_SIZE || len > TASK_SIZE - start. A negative
+  // or fractional number is no unsigned long: as the kernel would read it, above TASK_SIZE.
+  if (!Number.isInteger(start) || start < 0 || start % ps !== 0 || start > mm.machine.TASK_SIZE || len > mm.machine.TASK_SIZE - start) return -EINVAL;
   len = Math.ceil(len / ps) * ps;
   if (len === 0) return -EINVAL;
   const end = start + len;
@@ -523,6 +532,8 @@ function hugeProt(vma: VmAreaStruct, level: 'pmd' | 'pud'): bigint {
  * mprotect(start, len, prot): 0 or a negative errno — -EINVAL for an unaligned start or unknown
  * prot bits, -ENOMEM when part of the range is unmapped, -EACCES when a VMA may not get the
  * permission (VM_MAY* missing). Splits VMAs at the range ends, updates every pte and flushes.
+ * On an error the VMAs before the hole or refused VMA keep their new protection (mm/mprotect.c
+ * do_mprotect_pkey breaks out of its per-VMA loop; nothing is undone).
  */
 export function doMprotect(mm: MmStruct, start: number, len: number, prot: number): number {
   const ps = pageSize(mm);
@@ -535,20 +546,17 @@ export function doMprotect(mm: MmStruct, start: number, len: number, prot: numbe
   mmapWriteLock(mm);
   try {
     const newBits = calcVmProtBits(prot);
-    // Check the whole range first, as Linux does before changing anything.
+    // do_mprotect_pkey goes VMA by VMA and stops at the first hole (-ENOMEM) or refused VMA
+    // (-EACCES, -EINVAL); the VMAs before it keep their new protection, as in Linux.
+    const touched = mm.vmaList.filter((v) => v.vmEnd > start && v.vmStart < end);
     let cursor = start;
-    const touched: VmAreaStruct[] = [];
-    for (const v of mm.vmaList) {
-      if (v.vmEnd <= start || v.vmStart >= end) continue;
-      if (v.vmStart > cursor) return -ENOMEM;
-      const newFlags = (v.vmFlags & ~(VM_READ | VM_WRITE | VM_EXEC)) | newBits;
-      if ((newFlags & ~(newFlags >>> 4)) & (VM_READ | VM_WRITE | VM_EXEC)) return -EACCES;
-      touched.push(v);
-      cursor = v.vmEnd;
-    }
-    if (touched.length === 0 || touched[0]!.vmStart > start || cursor < end) return -ENOMEM;
     for (let v of touched) {
+      if (v.vmStart > cursor) return -ENOMEM;
+      const vEnd = v.vmEnd;
+      const wanted = (v.vmFlags & ~(VM_READ | VM_WRITE | VM_EXEC)) | newBits;
+      if ((wanted & ~(wanted >>> 4)) & (VM_READ | VM_WRITE | VM_EXEC)) return -EACCES;
       if (v.hugepageSize && ((v.vmStart < start && start % v.hugepageSize) || (v.vmEnd > end && end % v.hugepageSize))) return -EINVAL;
+      cursor = vEnd;
       if (v.vmStart < start) v = splitVma(mm, v, start);
       if (v.vmEnd > end) splitVma(mm, v, end);
       vmaStartWrite(v);
@@ -560,7 +568,7 @@ export function doMprotect(mm: MmStruct, start: number, len: number, prot: numbe
       const pages = changeProtection(v, v.vmStart, v.vmEnd);
       if (pages) flushTlbRange(mm, v.vmStart, v.vmEnd);
     }
-    return 0;
+    return cursor < end ? -ENOMEM : 0;
   } finally {
     mmapWriteUnlock(mm);
   }

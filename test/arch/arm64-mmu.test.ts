@@ -10,7 +10,6 @@
  */
 import { describe, expect, test } from 'vitest';
 import { PhysMem } from '../../src/mem/physmem';
-import { PhysAddrError } from '../../src/mem/errors';
 import { createArm64Mmu, mairAttrName } from '../../src/arch/arm64/mmu';
 import { WalkResult, isFault, type Mmu, type TranslateOutcome, type Translation, type TranslationFaultInfo } from '../../src/arch/mmu-types';
 
@@ -171,11 +170,15 @@ describe('Arm ARM D8.2 4KB granule, 48-bit VA (T0SZ = 16): four lookup levels 0-
     expect(t.attrs.contiguous).toBe(true);
     expect(t.attrs.ng).toBe(false);
   });
-  test('a descriptor read outside emulated memory is a PhysAddrError naming the address, not undefined', () => {
+  test('a descriptor read outside emulated memory is a synchronous External abort on translation table walk at that level (DFSC 0b010110 at level 2), not a throw', () => {
     const { m, mmu } = fourK48();
     m.write64(0x40001028, 0x0000000080000003n); // L1[5] → a table at 0x80000000, past the 16 MiB memory
-    expect(() => mmu.translate(0x0000008140603abcn, 'read', false)).toThrow(PhysAddrError);
-    expect(() => mmu.translate(0x0000008140603abcn, 'read', false)).toThrow(/0x80000018/);
+    expect(bad(mmu.translate(0x0000008140603abcn, 'read', false))).toEqual({ kind: 'external_abort', level: 2, code: 0x16 });
+    const out = new WalkResult();
+    mmu.walk(0x00000081, 0x40603abc, 'read', false, false, out);
+    // L2 index of VA 0x8140603abc is bits 29:21 = 3: the aborted read was at 0x80000018.
+    expect(out.entries).toBe(3);
+    expect(out.entryAddrs[2]).toBe(0x80000018);
   });
 });
 

@@ -393,7 +393,7 @@ describe('running scenarios: every op against the kernel rule it models', () => 
 
   it('a step naming a mapping whose mmap failed is a ScenarioError with its path', () => {
     expect(() => go(one([{ ...ANON, addr: '0x1000', flags: ['private', 'anonymous', 'fixed'] }, { op: 'touch', at: 'a' }]))).toThrow(
-      'processes[0].ops[1].at: mapping "a" has no address: its mmap (processes[0].ops[0]) failed with ENOMEM',
+      'processes[0].ops[1].at: mapping "a" has no address: its mmap (processes[0].ops[0]) failed with EPERM',
     );
   });
 

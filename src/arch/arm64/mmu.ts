@@ -23,7 +23,6 @@
  *  - No FEAT_TTST (max TxSZ 39), no FEAT_E0PD/NFD, no FEAT_HAFT, no FEAT_S1PIE/S1POE, no
  *    misprogrammed-Contiguous faults, no FEAT_BBM nT faults.
  */
-import { PhysAddrError } from '../../mem/errors';
 import type { PhysMem } from '../../mem/physmem';
 import {
   PERM_R,
@@ -62,6 +61,8 @@ const FSC_ACCESS_FLAG = 0x08; // 0b0010LL
 const FSC_PERMISSION = 0x0c; // 0b0011LL
 const FSC_ADDRESS_SIZE_LM1 = 0x29; // 0b101001: Address size fault, level -1 (FEAT_LPA2)
 const FSC_TRANSLATION_LM1 = 0x2b; // 0b101011: Translation fault, level -1 (FEAT_LPA2)
+const FSC_EXTERNAL_ABORT_WALK = 0x14; // 0b0101LL: synchronous External abort on translation table walk
+const FSC_EXTERNAL_ABORT_WALK_LM1 = 0x13; // 0b010011: the same at level -1 (FEAT_LPA2)
 
 /** ID_AA64MMFR0_EL1.PARange → bits (0b0111, 56 bits, needs FEAT_D128: capped at 52 here). */
 const PA_RANGE_BITS = [32, 36, 40, 42, 44, 48, 52, 52];
@@ -199,6 +200,8 @@ const U64 = (1n << 64n) - 1n;
 export class Arm64Mmu implements Mmu {
   readonly arch = 'arm64' as const;
   private readonly u32: Uint32Array;
+  /** The same memory as 64-bit words: the hardware's descriptor update is a 64-bit compare-exchange. */
+  private readonly u64: BigUint64Array;
   private readonly view: DataView;
   private readonly physBase: number;
   private readonly physEnd: number;
@@ -228,6 +231,7 @@ export class Arm64Mmu implements Mmu {
 
   constructor(mem: PhysMem, regs: Record<string, bigint>, opts: Arm64MmuOptions = {}) {
     this.u32 = mem.u32;
+    this.u64 = mem.u64;
     this.view = mem.view;
     this.physBase = mem.physBase;
     this.physEnd = mem.physEnd;
@@ -369,8 +373,8 @@ export class Arm64Mmu implements Mmu {
 
   /**
    * One hardware walk (AArch64.S1Translate + AArch64.S1Walk + AArch64.S1CheckPermissions), into
-   * `out`. Descriptor reads outside emulated memory throw PhysAddrError (the hardware would take
-   * a synchronous External abort on the walk, which the contract's fault kinds do not name).
+   * `out`. A descriptor read outside emulated memory is the fault 'external_abort' (a synchronous
+   * External abort on translation table walk, DFSC 0b0101LL) at the level being read; it never throws.
    *
    * On success `permUser` / `permPriv` are the EL0 / EL1 rights of AArch64.S1DirectBasePermissions
    * with the table controls, the implicit PXN of EL0-writable memory, SCTLR_EL1.WXN and the
@@ -455,7 +459,22 @@ export class Arm64Mmu implements Mmu {
       const idx =
         shift >= 32 ? (vaHi >>> (shift - 32)) & idxMask : ((vaLo >>> shift) | (vaHi << (32 - shift))) & idxMask;
       const addr = table + idx * 8;
-      if (addr < physBase || addr + 8 > physEnd) throw new PhysAddrError(addr, 8, physBase, physEnd - physBase);
+      if (addr < physBase || addr + 8 > physEnd) {
+        // No memory behind the descriptor's address (it is below the OA size, or the Address size
+        // fault above would have been taken): the read gets an External abort, which the PE reports
+        // as a synchronous External abort on translation table walk at this lookup level
+        // (AArch64.S1Walk → FetchDescriptor; ESR_ELx DFSC 0b0101LL, 0b010011 at level -1). The
+        // aborted read is recorded as an entry that returned nothing (0).
+        if (n < 6) {
+          out.entryAddrs[n] = addr;
+          out.entryLo[n] = 0;
+          out.entryHi[n] = 0;
+        }
+        n++;
+        out.memRefs = refs + 1;
+        out.entries = n;
+        return fault(out, 'external_abort', level);
+      }
       const off = addr - physBase;
       let lo: number;
       let hi: number;
@@ -552,20 +571,25 @@ export class Arm64Mmu implements Mmu {
       }
       if (!ok) return fault(out, 'permission', level);
 
-      // D8.5: set AF, and on a write clear AP[2] of a DBM page, in one atomic update; never in a
-      // debug walk. If the descriptor changed under us, handle the new value from scratch.
+      // D8.5: set AF, and on a write clear AP[2] of a DBM page, in one atomic update of the
+      // descriptor read; never in a debug walk. The update is a compare-exchange of the whole
+      // 64-bit descriptor against the value this walk decoded: if anything changed, the new value
+      // is read and handled from scratch (validity, permissions, DBM) — a retry loop, each round
+      // of which needs another agent's change. A 32-bit exchange of the low word would not do:
+      // Linux's ptep_set_wrprotect of a writable-clean pte (pte_wrprotect, a 64-bit cmpxchg)
+      // clears DBM (bit 51, the high word) and leaves the low word as it was, and clearing AP[2]
+      // after that would make a write-protected page writable again. The bigint compare-exchange
+      // runs only when a descriptor's AF or dirty state is first set, not on ordinary walks.
       if (!debug) {
         let newLo = lo | 0x400;
         if (dbm && ap2 && access === 'write') newLo &= ~0x80;
         newLo >>>= 0;
         if (newLo !== lo) {
-          const i = off / 4;
-          let seen: number;
-          if (ee) seen = bswap32(Atomics.compareExchange(u32, i + 1, bswap32(lo), bswap32(newLo)));
-          else seen = Atomics.compareExchange(u32, i, lo, newLo);
-          // A 32-bit compare-exchange on the word holding AF and AP[2]: atomic for those bits (the
-          // hardware's update is a 64-bit one; a racing change of the other half goes unseen).
-          if (seen !== lo) {
+          // In memory the u64 word is the descriptor's little-endian bytes; with EE = 1 its bytes
+          // are big-endian, so the word holds both halves byte-reversed and swapped.
+          const expected = ee ? (BigInt(bswap32(lo)) << 32n) | BigInt(bswap32(hi)) : (BigInt(hi) << 32n) | BigInt(lo);
+          const replace = ee ? (BigInt(bswap32(newLo)) << 32n) | BigInt(bswap32(hi)) : (BigInt(hi) << 32n) | BigInt(newLo);
+          if (Atomics.compareExchange(this.u64, off / 8, expected, replace) !== expected) {
             n--;
             out.entries = n;
             continue;
@@ -674,6 +698,9 @@ function fault(out: WalkResult, kind: Arm64FaultKind, level: number): void {
       break;
     case 'access_flag':
       out.code = FSC_ACCESS_FLAG | level;
+      break;
+    case 'external_abort':
+      out.code = level < 0 ? FSC_EXTERNAL_ABORT_WALK_LM1 : FSC_EXTERNAL_ABORT_WALK | level;
       break;
     default:
       out.code = FSC_PERMISSION | level;

@@ -339,11 +339,22 @@ export class X86Mmu implements Mmu {
       else if (level === 4) idx = (vaHi >>> 7) & 511; // PML4: 47:39
       else idx = (vaHi >>> 16) & 511; // PML5: 56:48
       ew = tw + idx * 2 - baseW;
-      // mmulab departure: a paging structure outside emulated memory cannot be read. The SDM has
-      // no such case; DESIGN.md requires out-of-range to be a fault, never `undefined`, so it is
-      // reported as a reserved-bit fault at the level whose entry could not be read: error code
-      // P | RSVD plus the access bits (W/R, U/S, I/D) as in any #PF.
+      // A paging structure outside emulated memory. The SDM defines no fault for it: the read goes
+      // to the platform, and on a PC a read of unbacked physical memory returns all-ones. An
+      // all-ones entry is present (P = 1) with PS = 1, which is reserved in a PML5E/PML4E, and with
+      // bits 29:13 (PDPTE) / 20:13 (PDE) set, reserved too (Tables 4-14 … 4-18); in a PTE bits
+      // 51:MAXPHYADDR are reserved when MAXPHYADDR < 52, and XD when EFER.NXE = 0 (Table 4-20).
+      // So the walk reports that #PF: 'reserved' at the level whose entry could not be read, code
+      // P | RSVD plus the access bits (W/R, U/S, I/D). The one place this is a choice: a PTE read
+      // with MAXPHYADDR = 52 and NXE = 1, where all-ones has no reserved bit and would map the page
+      // 0xf_ffff_ffff_f000 — memory that does not exist either; mmulab reports the same fault
+      // there, so a translation never leads through a table that is not in memory. The read is
+      // recorded as an entry with the all-ones value it would have returned.
       if (ew < 0 || ew + 2 > lenW) {
+        entryAddrs[n] = (ew + baseW) * 4;
+        entryLo[n] = 0xffff_ffff;
+        entryHi[n] = 0xffff_ffff;
+        n++;
         out.fault = 'reserved';
         out.code = accessCode | PF_P | PF_RSVD;
         out.level = level;
@@ -461,19 +472,37 @@ export class X86Mmu implements Mmu {
     }
 
     // §4.8: A is set in every paging-structure entry used and in the leaf, D in the leaf on a
-    // write, each as a locked read-modify-write (Atomics.or on the shared buffer), only when not
-    // already set. mmulab sets them only for an access that succeeds: the SDM lets a processor
-    // set A in upper levels even when the access then faults; this model never does, so a
-    // faulting access leaves memory unchanged. A debugger walk changes nothing.
+    // write, only when not already set. The processor does it with a locked read-modify-write of
+    // the entry as it is in memory at that moment (§9.1.2.1, automatic locking), and only while
+    // it is still the entry the translation used: it never writes A/D into an entry software has
+    // cleared in the meantime (Linux relies on it: ptep_get_and_clear is one xchg of the entry).
+    // So each update is a compare-exchange of the low word (P, R/W, A, D and the low address bits
+    // live there) against the value read. If it fails because another CPU set A or D, retry on
+    // the new value; if anything else changed — P cleared, the entry replaced or write-protected —
+    // walk again from the top, so that the access, its faults and its A/D all go by the entry now
+    // in memory (a re-walk finds P = 0 and reports the not-present fault). An Atomics.or here
+    // would turn a cleared entry into a non-zero one, or set D in a new entry for a write that
+    // went through the old one. Each re-walk needs another agent's change of an entry in between.
+    // mmulab sets A/D only for an access that passed the checks above (the SDM lets a processor set
+    // A in upper levels of an access that faults; this model does not); an upper entry's A set
+    // before a re-walk stays set, as on the hardware. A debugger walk changes nothing.
     if (!debug && (aAll === 0 || (write && (lo & D) === 0))) {
       const leafSet = write ? A | D : A;
       for (let i = 0; i < n; i++) {
         const want = i === n - 1 ? leafSet : A;
-        const cur = entryLo[i]!;
-        if ((cur & want) !== want) {
-          Atomics.or(u32, (entryAddrs[i]! - physBase) / 4, want);
-          entryLo[i] = (cur | want) >>> 0;
+        const w = (entryAddrs[i]! - physBase) / 4;
+        const used = entryLo[i]!;
+        let cur = used;
+        while ((cur & want) !== want) {
+          const seen = Atomics.compareExchange(u32, w, cur, (cur | want) >>> 0);
+          if (seen === cur) {
+            cur = (cur | want) >>> 0;
+            break;
+          }
+          cur = seen;
+          if (((cur ^ used) & ~(A | D)) !== 0) return this.walk(vaHi, vaLo, access, user, debug, out);
         }
+        entryLo[i] = cur;
       }
       lo = entryLo[n - 1]!;
     }

@@ -4,6 +4,7 @@ import { pagewalkConformance } from '../../index';
 import { parse } from '../args';
 import type { Command, Io } from '../command';
 import { InputError, UsageError } from '../errors';
+import { ProgressBar } from '../progress';
 
 export const usage = `Usage: mmulab conformance pagewalk PATH... [--json]
 
@@ -36,7 +37,18 @@ export const conformance: Command = {
     if (suite !== 'pagewalk') throw new UsageError(`unknown suite '${suite}': expected pagewalk`);
     if (paths.length === 0) throw new UsageError('PATH is required: scenario files or folders');
     for (const p of paths) if (!existsSync(p)) throw new InputError(`${p}: no such file or folder`);
-    const results = pagewalkConformance.replayPath(paths);
+    // replayPath, file by file, with a progress bar on stderr for a corpus that takes over a second.
+    const files = pagewalkConformance.scenarioFiles(paths);
+    const bar = new ProgressBar(process.stderr, 'replaying');
+    const results: ReturnType<typeof pagewalkConformance.replayFile>[] = [];
+    try {
+      for (const f of files) {
+        results.push(pagewalkConformance.replayFile(f));
+        bar.update(results.length, files.length);
+      }
+    } finally {
+      bar.finish();
+    }
     if (results.length === 0) throw new InputError(`no *.json scenario files under ${paths.join(', ')}`);
     io.out(pagewalkConformance.formatReport(results, { json: Boolean(values.json) }));
     return results.every((r) => r.agree) ? 0 : 1;

@@ -1,6 +1,6 @@
 /** mmulab dump: every mapping of an image folder, as Linux's page-table dump shows it (FORMATS.md). */
 // ptdump is not re-exported by src/index.ts yet (that file is not this command's to edit).
-import { forEachPtdumpMapping, loadImage, ptdumpOptionsFor, ptdumpText, type PtdumpMapping } from '../../index';
+import { countWalk, forEachPtdumpMapping, loadImage, ptdumpOptionsFor, ptdumpText, x86LinuxRanges, type PtdumpMapping } from '../../index';
 import { parse } from '../args';
 import type { Command, Io } from '../command';
 import { UsageError } from '../errors';
@@ -53,6 +53,13 @@ export const dump: Command = {
     }
     if (positionals.length !== 1) throw new UsageError('DIR is required: an image folder with memory.bin and machine.json');
     const img = loadImage(positionals[0]!);
+    // The dump prints as it walks. A table pointer outside memory would end it with an error after
+    // part of the dump: check every table pointer first with the counting walk over the ranges the
+    // dump walks (the same walker, a few ns per entry; x86 text skips the hypervisor guard hole as
+    // Linux does), so a bad image exits 1 before the first line is printed.
+    const g = img.machine.geo;
+    const ranges = values.json || g.arch !== 'x86_64' ? img.roots : x86LinuxRanges(g, img.roots).map((r, i) => ({ ...img.roots[i]!, start: r.start, end: r.end }));
+    countWalk(img.machine, ranges);
     const opts = ptdumpOptionsFor(img);
     if (values.json) forEachPtdumpMapping(img.machine, img.roots, (r) => io.out(jsonLine(r)), opts);
     else ptdumpText(img.machine, img.roots, (line) => io.out(line), opts);

@@ -7,7 +7,7 @@ import { InputError, UsageError } from '../errors';
 import { hex } from '../style';
 import { loadScenarioFile, runScenarioFile } from './run';
 
-export const usage = `Usage: mmulab export SCENARIO --out DIR [--process NAME]
+export const usage = `Usage: mmulab export SCENARIO --out DIR [--process NAME] [--json]
 
 Run the scenario file SCENARIO (docs/scenarios.md) and write the machine it leaves as an image
 folder DIR (FORMATS.md): memory.bin, the whole emulated physical memory, and machine.json with the
@@ -24,13 +24,17 @@ Options:
   --out DIR       the image folder to write (created if missing)
   --process NAME  the process whose tables the registers select (default: the first process
                   still alive at the end, in the order the scenario created them)
+  --json          say what was written as one JSON object instead of a sentence:
+                  {"out":"…","arch":"…","geometry":"…","memory_size":N,"phys_base":"0x…","process":"…",
+                   "root_table":"0x…","processes":[{"name":"…","pgd":"0x…","vmas":N}]}
   -h, --help      this help
 
 Exit status: 0 written; 1 a bad scenario, a failed run, no live process, or a write error; 2 usage.
 
 Examples:
   mmulab export examples/thp-and-hugetlb.json --out /tmp/thp
-  mmulab export my-scenario.json --out images/fork --process child && mmulab dump images/fork`;
+  mmulab export my-scenario.json --out images/fork --process child && mmulab dump images/fork
+  mmulab export examples/arm64-16k.json --out /tmp/a16 --json | jq -r .root_table`;
 
 function vmaList(mm: MmStruct): Record<string, unknown>[] {
   return mm.vmaList.map((v) => {
@@ -46,7 +50,7 @@ export const exportCommand: Command = {
   summary: 'run a scenario and write the resulting machine as an image folder',
   usage,
   run(argv: string[], io: Io): number {
-    const { values, positionals } = parse(argv, { out: { type: 'string' }, process: { type: 'string' } }, 1);
+    const { values, positionals } = parse(argv, { out: { type: 'string' }, process: { type: 'string' }, json: { type: 'boolean' } }, 1);
     if (values.help) {
       io.out(usage);
       return 0;
@@ -77,6 +81,21 @@ export const exportCommand: Command = {
     const regs = registersFor(m, chosen[1].pgd, m.initMm.pgd);
     const processes = live.map(([name, mm]) => ({ name, pgd: hex(mm.pgd), vmas: vmaList(mm) }));
     saveImage(out, m, regs, { processes });
+    if (values.json) {
+      io.out(
+        JSON.stringify({
+          out,
+          arch: m.geo.arch,
+          geometry: m.geo.name,
+          memory_size: m.mem.size,
+          phys_base: hex(m.mem.physBase),
+          process: chosen[0],
+          root_table: hex(chosen[1].pgd),
+          processes: processes.map((p) => ({ name: p.name, pgd: p.pgd, vmas: p.vmas.length })),
+        }),
+      );
+      return 0;
+    }
     io.out(
       `${out}: ${m.geo.name} image of ${m.mem.size} bytes at ${hex(m.mem.physBase)}, registers for process "${chosen[0]}" (root table ${hex(chosen[1].pgd)}); ` +
         `${processes.length} process${processes.length === 1 ? '' : 'es'} with ${processes.reduce((a, p) => a + p.vmas.length, 0)} VMAs listed`,

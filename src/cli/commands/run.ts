@@ -17,6 +17,7 @@ import {
 import { parse } from '../args';
 import type { Command, Io } from '../command';
 import { InputError, UsageError } from '../errors';
+import { ProgressBar } from '../progress';
 
 export const usage = `Usage: mmulab run SCENARIO [--json] [--quiet]
 
@@ -66,13 +67,19 @@ export function loadScenarioFile(path: string): Scenario {
   }
 }
 
-/** Run a checked scenario; a step that names a failed mapping or fork is an InputError too. */
+/**
+ * Run a checked scenario; a step that names a failed mapping or fork is an InputError too. A progress
+ * bar on stderr (a terminal only) counts the steps of a run that lasts over a second.
+ */
 export function runScenarioFile(path: string, scenario: Scenario): ScenarioRun {
+  const bar = new ProgressBar(process.stderr, 'running');
   try {
-    return runScenario(scenario);
+    return runScenario(scenario, (done, total) => bar.update(done, total));
   } catch (e) {
     if (e instanceof ScenarioError) throw new InputError(`${path}: ${e.message}`);
     throw e;
+  } finally {
+    bar.finish();
   }
 }
 

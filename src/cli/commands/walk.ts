@@ -1,6 +1,6 @@
 /** mmulab walk: a counting walk_page_range-style walk over an image folder (FORMATS.md). */
 import { countWalk, loadImage } from '../../index';
-import { parse } from '../args';
+import { parse, parsePageAddress } from '../args';
 import type { Command, Io } from '../command';
 import { UsageError } from '../errors';
 import { hex } from '../style';
@@ -26,16 +26,6 @@ Examples:
   mmulab walk images/x86-dense
   mmulab walk images/arm64 --start 0xffff000000000000 --json`;
 
-function parseVa(text: string | undefined, what: string, fallback: number, pageSize: number): number {
-  if (text === undefined) return fallback;
-  const t = text.replace(/_/g, '');
-  if (!/^0x[0-9a-f]+$/i.test(t)) throw new UsageError(`${what}: '${text}' is not a hex address (0x…)`);
-  const v = BigInt(t);
-  if (v > 1n << 64n) throw new UsageError(`${what}: '${text}' is beyond 2^64`);
-  if (v % BigInt(pageSize) !== 0n) throw new UsageError(`${what}: ${text} is not aligned to the page size (${pageSize})`);
-  return Number(v);
-}
-
 export const walk: Command = {
   name: 'walk',
   summary: 'count a walk_page_range-style walk over an image folder',
@@ -49,8 +39,8 @@ export const walk: Command = {
     if (positionals.length !== 1) throw new UsageError('DIR is required: an image folder with memory.bin and machine.json');
     const img = loadImage(positionals[0]!);
     const pageSize = img.machine.geo.PAGE_SIZE;
-    const start = parseVa(values.start as string | undefined, '--start', 0, pageSize);
-    const end = parseVa(values.end as string | undefined, '--end', 2 ** 64, pageSize);
+    const start = parsePageAddress(values.start as string | undefined, '--start', 0, pageSize);
+    const end = parsePageAddress(values.end as string | undefined, '--end', 2 ** 64, pageSize);
     if (start >= end) throw new UsageError(`--start ${hex(start)} must be below --end ${hex(end)}`);
     const r = countWalk(img.machine, img.roots, start, end);
     if (values.json) {

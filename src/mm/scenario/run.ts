@@ -190,9 +190,10 @@ class Abort extends Error {}
 
 /**
  * Run a checked scenario. Throws ScenarioError only for a step that names a mapping whose mmap
- * failed (or a child whose fork failed); kernel answers are in the log.
+ * failed (or a child whose fork failed); kernel answers are in the log. `onStep` is told after each
+ * step how many of the steps are done (for a progress bar).
  */
-export function runScenario(scenario: Scenario): ScenarioRun {
+export function runScenario(scenario: Scenario, onStep?: (done: number, total: number) => void): ScenarioRun {
   const spec = scenario.machine;
   const machine = new Machine({ geometry: spec.geometry, memSize: spec.memory });
   machine.thp.enabled = spec.thp;
@@ -218,7 +219,7 @@ export function runScenario(scenario: Scenario): ScenarioRun {
     run.processes.set(name, mm);
   }
   const exec = new Executor(run, procs, fileKind);
-  for (const step of scenario.steps) {
+  for (const [i, step] of scenario.steps.entries()) {
     try {
       exec.step(step);
     } catch (e) {
@@ -228,6 +229,7 @@ export function runScenario(scenario: Scenario): ScenarioRun {
       }
       throw e;
     }
+    onStep?.(i + 1, scenario.steps.length);
   }
   return run;
 }
