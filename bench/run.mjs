@@ -1,6 +1,6 @@
 // npm run bench: every suite, a table on stdout and bench/results.json.
 //
-//   node bench/run.mjs [--suite NAME[,NAME…]] [--geometry NAME[,NAME…]] [--quick] [--list]
+//   node bench/run.mjs [--suite NAME[,NAME…]] [--geometry NAME[,NAME…]] [--quick] [--list] [--suites-only]
 //
 // Suites (bench/fixtures.mjs builds the address spaces; every walk is checked against the counts
 // the fixture promises before it is timed):
@@ -23,7 +23,7 @@
 // With --suite or --geometry the rows measured replace their old rows in bench/results.json; a
 // full run rewrites it.
 import Benchmark from 'benchmark';
-import { fork } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -649,6 +649,19 @@ async function main() {
   };
   writeFileSync(RESULTS, JSON.stringify(out, null, 2) + '\n');
   console.log(`\n${rows.length} cases in ${out.seconds.toFixed(0)} s; written bench/results.json${partial ? ' (rows merged)' : ''}`);
+  // A full run goes on with the whole-program benchmarks, each in its own process: parallel walks
+  // (bench/parallel.mjs), zero allocation (bench/gc.mjs) and scale (bench/scale.mjs). They are
+  // also npm scripts of their own (bench:parallel, bench:gc, bench:scale); --suites-only skips them.
+  if (!partial && !process.argv.includes('--suites-only')) {
+    for (const script of ['parallel.mjs', 'gc.mjs', 'scale.mjs']) {
+      console.log(`\n==== bench/${script}\n`);
+      const r = spawnSync(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], { stdio: 'inherit' });
+      if (r.status !== 0) {
+        console.error(`bench/${script} exited with status ${r.status}`);
+        failed++;
+      }
+    }
+  }
   if (failed) {
     console.error(`${failed} suite run(s) failed`);
     process.exit(1);

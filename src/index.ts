@@ -45,3 +45,7 @@ export * from './mm/tlbflush';
 export * from './mm/scenario/schema';
 export * from './mm/scenario/run';
 export * from './walk/addrmap';
+export {
+  WalkPool, parallelCountWalk, planCountWalk,
+  type ParallelCountResult, type ParallelWalkOptions, type WalkPoolOptions, type WalkChunk, type WalkPlan,
+} from './walk/parallel';

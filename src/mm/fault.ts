@@ -44,7 +44,7 @@ import { flushTlbRange } from './mmu-gather';
 import { pmdAlloc, pudAlloc, p4dAlloc, __pteAlloc } from './pgalloc';
 import { pteOffsetMap } from './pte-map';
 import { anonVmaPrepare, folioAddNewAnonRmap, folioAddRmapPtes, folioRemoveRmapPtes, linearPageIndex } from './rmap';
-import { isMigrationType, isNonSwapType, SWP_HWPOISON, swapDevice } from './swap';
+import { folioFreeSwap, isMigrationType, isNonSwapType, SWP_HWPOISON, swapDevice } from './swap';
 import { isVmHugetlbPage, vmaAssertLocked, vmaIsAnonymous, type VmAreaStruct } from './vma';
 import { VM_EXEC, VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_READ, VM_SHARED, VM_WRITE } from './vm-flags';
 
@@ -518,18 +518,24 @@ export function setPteRange(vmf: VmFault, folio: number, page: number, nr: numbe
   const ps = pt.PAGE_SIZE;
   const write = isWrite(vmf);
   const prefault = !(vmf.address >= addr && vmf.address < addr + nr * ps);
-  let entry = b.pfnPte(page / ps, vma.vmPageProt);
-  if (prefault && wantsOldPrefaulted(vma)) entry = b.pteModify(entry, { young: false });
-  if (write) entry = maybeMkwrite(vma, b.pteModify(entry, { dirty: true }));
-  else if (b.pteWrite(Number(entry & 0xffffffffn), Number(entry >> 32n)) && m.meta.testFlag(folio, PG_dirty)) entry = b.pteModify(entry, { dirty: true });
+  const dirtyFolio = m.meta.testFlag(folio, PG_dirty);
+  // Each pte is built from its own pfn (set_ptes advances the pfn with pte_advance_pfn): masking
+  // the frame out of the first entry would not work where the pfn is stored inverted (x86-64
+  // PROT_NONE ptes, the L1TF mitigation of arch/x86/include/asm/pgtable-invert.h).
+  const mkEntry = (pfn: number): bigint => {
+    let entry = b.pfnPte(pfn, vma.vmPageProt);
+    if (prefault && wantsOldPrefaulted(vma)) entry = b.pteModify(entry, { young: false });
+    if (write) entry = maybeMkwrite(vma, b.pteModify(entry, { dirty: true }));
+    else if (b.pteWrite(Number(entry & 0xffffffffn), Number(entry >> 32n)) && dirtyFolio) entry = b.pteModify(entry, { dirty: true });
+    return entry;
+  };
   if (write && (vma.vmFlags & VM_SHARED) === 0) {
     if (nr !== 1) throw new KernelAssertionError('set_pte_range', 'VM_BUG_ON_FOLIO(nr != 1): a COW maps one page');
     folioAddNewAnonRmap(m, folio, vma, addr);
   } else {
     folioAddRmapPtes(m, page, nr);
   }
-  const prot = entry & ~b.pfnPte(page / ps, 0n); // the entry's bits without its frame
-  for (let i = 0; i < nr; i++) pt.set(ptep + i * 8, b.pfnPte(page / ps + i, prot));
+  for (let i = 0; i < nr; i++) pt.set(ptep + i * 8, mkEntry(page / ps + i));
 }
 
 /** alloc_set_pte: the seed kernel's name for set_pte_range on one page (vmf->page or vmf->cow_page). */
@@ -598,6 +604,9 @@ function doWpPage(vmf: VmFault): number {
 function wpCanReuseAnonFolio(vmf: VmFault, folio: number): boolean {
   const m = vmf.vma.vmMm.machine;
   if (folioNrPages(m, folio) > 1) return false; // large folios: only when exclusive (6.18 checks mapcount; kept simple)
+  // Only this mapping and the swap cache hold it: folio_free_swap first (when no swap entry uses
+  // the slot any more), then the folio is ours alone.
+  if (m.meta.testFlag(folio, PG_swapcache) && folioRefCount(m, folio) === 2) folioFreeSwap(m, folio);
   return folioRefCount(m, folio) === 1;
 }
 

@@ -298,8 +298,12 @@ function tryMergeNew(mm: MmStruct, init: VmaInit): boolean {
     return true;
   }
   if (canNext) {
+    // vma_prepare / vma_complete: a VMA whose vm_pgoff changes leaves the file's i_mmap and comes
+    // back in, since the interval tree is ordered by it (rmap walks would otherwise miss it).
+    next!.vmFile?.remove(next!);
     next!.vmStart = init.start;
     next!.vmPgoff = pgoff;
+    next!.vmFile?.insert(next!);
     return true;
   }
   return false;

@@ -9,7 +9,8 @@
  * early (tlb_flush_mmu), exactly where the kernel would.
  */
 import type { MmStruct } from './mm';
-import { folioPut } from './folio';
+import { folioMapcount, folioPut } from './folio';
+import { folioFreeSwap } from './swap';
 
 /** Pointers per batch page (PAGE_SIZE minus the batch header, over 8-byte pointers): MAX_GATHER_BATCH. */
 function maxGatherBatch(pageSize: number): number {
@@ -124,12 +125,22 @@ export class MmuGather {
     this.resetRange();
   }
 
-  /** tlb_flush_mmu_free: drop the queued page references and free the queued tables. */
+  /**
+   * tlb_flush_mmu_free: drop the queued page references and free the queued tables. The pages go
+   * through free_pages_and_swap_cache (mm/swap_state.c): free_swap_cache takes a folio that is no
+   * longer mapped out of the swap cache when no swap entry uses its slot any more — without it a
+   * folio swapped back in while another process still had the entry, whose entry then went, would
+   * stay in the swap cache (and its slot allocated) for ever.
+   */
   private flushFree(): void {
     const m = this.mm.machine;
     for (const t of this.tables) m.freePgtable(t);
     this.tables.length = 0;
-    for (const p of this.pages) folioPut(m, m.meta.headOf(p));
+    for (const p of this.pages) {
+      const folio = m.meta.headOf(p);
+      if (folioMapcount(m, folio) === 0) folioFreeSwap(m, folio);
+      folioPut(m, folio);
+    }
     this.pages.length = 0;
   }
 

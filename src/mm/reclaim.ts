@@ -3,7 +3,7 @@
  * migrating folios (mm/migrate.c: try_to_migrate, then remove_migration_ptes) — the two ways
  * non-present swap-format entries get into page tables. Swap-in is do_swap_page (fault.ts).
  */
-import { PG_anon_exclusive } from '../mem/framemeta';
+import { PG_anon_exclusive, PG_swapcache } from '../mem/framemeta';
 import { EAGAIN, EBUSY, EINVAL, ENOMEM } from './errno';
 import { copyPage, folioAlloc, folioGet, folioMapcount, folioNrPages, folioPut, folioTestAnon, pageFolio, setFolioMapping, folioIndex, folioMapping } from './folio';
 import type { Machine } from './machine';
@@ -126,6 +126,18 @@ export function migrateFinish(m: Machine, mig: Migration): number {
       mapping.pages.set(folioIndex(m, src), dst);
       folioGet(m, dst); // the page cache's reference moves to the new folio
       folioPut(m, src);
+    }
+    if (m.meta.testFlag(src, PG_swapcache)) {
+      // __folio_migrate_mapping: a swap-cache folio's slot now names the new folio, and the swap
+      // cache's reference moves with it (PG_swapcache came with the flags copied above).
+      const dev = swapDevice(m);
+      for (const [offset, f] of dev.cache) {
+        if (f !== src) continue;
+        dev.cache.set(offset, dst);
+        folioGet(m, dst);
+        folioPut(m, src);
+        break;
+      }
     }
   }
   for (const e of mig.entries) {

@@ -13,6 +13,8 @@
  * swap_map), plus a swap cache (slot → folio) so that a page shared by several processes is swapped
  * back in as one folio.
  */
+import { PG_swapcache } from '../mem/framemeta';
+import { folioPut } from './folio';
 import type { Machine } from './machine';
 
 export const MAX_SWAPFILES_SHIFT = 5;
@@ -119,4 +121,24 @@ export function swapDevice(m: Machine): SwapDevice {
     devices.set(m, d);
   }
   return d;
+}
+
+/**
+ * folio_free_swap (mm/swapfile.c): take a folio out of the swap cache once no swap entry refers to
+ * its slot any more — the cache's reference is dropped and the slot released. False (nothing done)
+ * when the folio is not in the swap cache or entries still use its slot (folio_swapped).
+ */
+export function folioFreeSwap(m: Machine, folio: number): boolean {
+  if (!m.meta.testFlag(folio, PG_swapcache)) return false;
+  const dev = swapDevice(m);
+  for (const [offset, f] of dev.cache) {
+    if (f !== folio) continue;
+    if (dev.count(offset) !== 0) return false;
+    dev.cache.delete(offset);
+    m.meta.clearFlag(folio, PG_swapcache);
+    dev.release(offset);
+    folioPut(m, folio);
+    return true;
+  }
+  return false;
 }

@@ -50,6 +50,8 @@ import {
   VM_WRITE,
   PG_dirty,
   PG_anon_exclusive,
+  FOLL_FORCE,
+  accessRemoteVm,
   type MmStruct,
   type GeometryName,
 } from '../../src/index';
@@ -390,6 +392,34 @@ describe('file faults (mm/filemap.c filemap_fault, mm/memory.c do_read_fault)', 
     const vmf = new VmFault(mm.vmaLookup(a)!, a, FAULT_FLAG_WRITE);
     vmf.pmd = lookupEntry(mm, a).pmd;
     expect(() => finishMkwriteFault(vmf)).toThrow(KernelAssertionError);
+  });
+});
+
+describe('PROT_NONE file pages (arch/x86/include/asm/pgtable-invert.h: a PROT_NONE pte holds its pfn inverted)', () => {
+  it('x86-64: a FOLL_FORCE read (access_remote_vm, as PTRACE_PEEKDATA) of a PROT_NONE MAP_SHARED file maps PAGE_NONE (A|PROTNONE = 0x120) with ~pfn in bits 51:12, the fault-around neighbour too', () => {
+    // Regression (found by test/prop): set_pte_range masked the frame out of the first pte with
+    // pfn_pte(pfn, 0), which leaves an inverted pfn behind — the next pfn_pte threw.
+    const m = machine();
+    const f = createFile(m, 'f', 4 * 4096);
+    f.backing.set(0, fill(4096, 0x5a));
+    f.backing.set(1, fill(4096, 0x6b));
+    const other = m.newMm('other');
+    const b = vmMmap(other, 0, 4 * 4096, PROT_READ, MAP_SHARED, { file: f });
+    expect(doUserAddrFault(other, b + 4096, 'read').signal).toBeNull(); // page 1 is now cached
+    const mm = m.newMm();
+    const a = vmMmap(mm, 0, 4 * 4096, PROT_NONE, MAP_SHARED, { file: f });
+    const buf = new Uint8Array(4);
+    expect(accessRemoteVm(mm, a, buf, 4, FOLL_FORCE)).toBe(4);
+    expect([...buf]).toEqual([0x5a, 0x5a, 0x5a, 0x5a]);
+    const p0 = f.pages.get(0)!;
+    const p1 = f.pages.get(1)!;
+    expect(entryAt(mm, a).v).toBe((X86_PFN_MASK & ~BigInt(p0)) | 0x120n);
+    expect(entryAt(mm, a + 4096).v).toBe((X86_PFN_MASK & ~BigInt(p1)) | 0x120n);
+    expect(mm.rss[MM_FILEPAGES]).toBe(2);
+    // The hardware cannot use them (P = 0): a user read is still SEGV_ACCERR.
+    expect(doUserAddrFault(mm, a, 'read').code).toBe('SEGV_ACCERR');
+    exitMmap(mm);
+    exitMmap(other);
   });
 });
 

@@ -27,7 +27,6 @@ import {
   MM_FILEPAGES,
   Machine,
   PG_pgtable,
-  PG_swapcache,
   PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
@@ -83,6 +82,7 @@ import {
   type TlbFlushEvent,
   type VmAreaStruct,
 } from '../../src/index';
+import { checkBalance } from '../support/invariants';
 
 /** One geometry per page size, and both architectures. */
 const GEOMETRIES: readonly GeometryName[] = ['x86_64-4level', 'arm64-4k-48', 'arm64-16k-47', 'arm64-64k-42'];
@@ -143,70 +143,6 @@ function flushLog(m: Machine): TlbFlushEvent[] {
 /** Frames (4 KiB) per page of this machine. */
 function fpp(m: Machine): number {
   return m.geo.PAGE_SIZE / FRAME;
-}
-
-/**
- * The balance rule (include/linux/mm.h, mm/rmap.c; 6.18): every pte mapping of a page adds one to
- * that page's mapcount and one to its folio's refcount; every pmd/pud mapping of a folio adds one
- * to its entire mapcount and one to its refcount; the page cache holds one reference per folio it
- * indexes, the swap cache one. Special ptes (pfn maps, the zero page) count nothing. `extra` are
- * references the test itself holds (a driver's pages).
- */
-function checkBalance(m: Machine, mms: readonly MmStruct[], files: readonly AddressSpace[] = [], extra: ReadonlyMap<number, number> = new Map()): void {
-  const pt = m.pgtable;
-  const ps = m.geo.PAGE_SIZE;
-  const ptes = new Map<number, number>(); // page pa -> pte mappings
-  const entire = new Map<number, number>(); // folio head -> pmd/pud mappings
-  const inRam = (pa: number): boolean => pa >= m.mem.physBase && pa + ps <= m.mem.physBase + m.mem.size;
-  for (const mm of mms) {
-    for (const vma of mm.vmaList) {
-      let a = vma.vmStart;
-      while (a < vma.vmEnd) {
-        const r = lookupEntry(mm, a);
-        if (r.level === 'none') {
-          a += ps;
-          continue;
-        }
-        const l = pt.lo(r.ptr);
-        const h = pt.hi(r.ptr);
-        if (r.level === 'pte') {
-          if (m.bits.ptePresent(l, h) && !m.bits.pteSpecial(l, h)) {
-            const pa = m.bits.leafPfn('pte', l, h) * ps;
-            if (inRam(pa) && pa !== m.zeroPagePa) ptes.set(pa, (ptes.get(pa) ?? 0) + 1);
-          }
-          a += ps;
-          continue;
-        }
-        const size = r.level === 'pmd' ? pt.PMD_SIZE : pt.PUD_SIZE;
-        const present = r.level === 'pmd' ? pt.pmdPresent(l, h) : pt.pudPresent(l, h);
-        if (present && !m.bits.pteSpecial(l, h)) {
-          const pa = m.bits.leafPfn(r.level, l, h) * ps;
-          if (inRam(pa) && pa !== m.hugeZeroFolio) entire.set(pa, (entire.get(pa) ?? 0) + 1);
-        }
-        a = Math.floor(a / size) * size + size;
-      }
-    }
-  }
-  const cache = new Set<number>();
-  for (const f of files) for (const folio of f.pages.values()) cache.add(folio);
-  const folios = new Set<number>([...cache, ...entire.keys(), ...extra.keys()]);
-  for (const pa of ptes.keys()) folios.add(m.meta.headOf(pa));
-  for (const folio of folios) {
-    const pages = (2 ** m.meta.compoundOrder(folio) * FRAME) / ps;
-    const e = entire.get(folio) ?? 0;
-    let maps = e;
-    for (let k = 0; k < pages; k++) {
-      const page = folio + k * ps;
-      const n = ptes.get(page) ?? 0;
-      expect(m.meta.getMapcount(page), `mapcount of page 0x${page.toString(16)}`).toBe(n);
-      maps += n;
-    }
-    expect(m.meta.entireMapcount[m.meta.frameIndex(folio)], `entire mapcount of folio 0x${folio.toString(16)}`).toBe(e);
-    const want = maps + (cache.has(folio) ? 1 : 0) + (m.meta.testFlag(folio, PG_swapcache) ? 1 : 0) + (extra.get(folio) ?? 0);
-    expect(m.meta.getRefcount(folio), `refcount of folio 0x${folio.toString(16)}`).toBe(want);
-  }
-  // The zero page is never counted: its one reference is the kernel image's.
-  expect(m.meta.getRefcount(m.zeroPagePa)).toBe(1);
 }
 
 /** exit_mmap every process; the allocator must be back to free0 less the page cache and held pages. */

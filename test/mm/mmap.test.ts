@@ -21,6 +21,7 @@ import {
   lookupEntry,
   mmapWriteLock,
   mmapWriteUnlock,
+  unmapMappingRange,
   MAP_PRIVATE,
   MAP_SHARED,
   MAP_ANONYMOUS,
@@ -158,6 +159,27 @@ describe('MAP_POPULATE and VMA merging', () => {
   });
 });
 
+describe('VMA merging and the file\'s i_mmap (mm/vma.c vma_prepare / vma_complete)', () => {
+  it('a mapping that extends the next file VMA downwards moves it in i_mmap to its new vm_pgoff: unmap_mapping_range still finds its pages', () => {
+    // Regression (found by test/prop): the merged VMA kept its place in the interval index of its
+    // old vm_pgoff, so rmap walks (migration, unmap_mapping_range) stopped before reaching it.
+    const m = machine();
+    const f = createFile(m, 'f', 8 * 4096);
+    const b = m.newMm('b');
+    expect(vmMmap(b, 0x50000000, 4096, RW, MAP_SHARED | MAP_FIXED, { file: f, offset: 2 * 4096 })).toBe(0x50000000);
+    const a = m.newMm('a');
+    expect(vmMmap(a, 0x40002000, 4096, RW, MAP_SHARED | MAP_FIXED, { file: f, offset: 2 * 4096 })).toBe(0x40002000);
+    // Pages 0-1 of the file right below page 2: one VMA [0x40000000, 0x40003000) with vm_pgoff 0.
+    expect(vmMmap(a, 0x40000000, 2 * 4096, RW, MAP_SHARED | MAP_FIXED, { file: f })).toBe(0x40000000);
+    expect(a.vmaList.map((v) => [v.vmStart, v.vmEnd, v.vmPgoff])).toEqual([[0x40000000, 0x40003000, 0]]);
+    expect(doUserAddrFault(a, 0x40000000, 'read').signal).toBeNull();
+    expect(pte(a, 0x40000000)).not.toBe(0n);
+    unmapMappingRange(f, 0, 4096, false);
+    expect(pte(a, 0x40000000)).toBe(0n);
+    expect(m.meta.getMapcount(f.pages.get(0)!)).toBe(0);
+  });
+});
+
 describe('munmap', () => {
   it('unmapping the middle splits the VMA and frees its page', () => {
     const m = machine();
@@ -285,6 +307,31 @@ describe('mprotect (mm/mprotect.c)', () => {
     expect(doMprotect(mm, a, 4096, RW)).toBe(0);
     expect(paOf(pte(mm, a))).toBe(m.zeroPagePa);
     expect(flagsOf(pte(mm, a)) & 2n).toBe(0n);
+  });
+
+  it('mm/mprotect.c do_mprotect_pkey: the VMAs before a hole or a refused VMA keep their new protection (-ENOMEM / -EACCES, nothing undone)', () => {
+    // Regression (found by test/prop): the whole range used to be checked before any change.
+    const m = machine();
+    const mm = m.newMm();
+    const rights = (addr: number): number => mm.vmaLookup(addr)!.vmFlags & (VM_READ | VM_WRITE | VM_EXEC);
+    expect(vmMmap(mm, 0x40000000, 2 * 4096, RW, ANON | MAP_FIXED)).toBe(0x40000000);
+    expect(vmMmap(mm, 0x40003000, 4096, RW, ANON | MAP_FIXED)).toBe(0x40003000);
+    // [0x40000000, 0x40002000) mapped, a hole at 0x40002000, 0x40003000 mapped.
+    expect(doMprotect(mm, 0x40000000, 4 * 4096, PROT_READ)).toBe(-ENOMEM);
+    expect(rights(0x40000000)).toBe(VM_READ);
+    expect(rights(0x40001000)).toBe(VM_READ);
+    expect(rights(0x40003000)).toBe(VM_READ | VM_WRITE);
+    // A range that starts in the hole changes nothing.
+    expect(doMprotect(mm, 0x40002000, 2 * 4096, PROT_NONE)).toBe(-ENOMEM);
+    expect(rights(0x40003000)).toBe(VM_READ | VM_WRITE);
+    // -EACCES at the second VMA: the first keeps PROT_READ|PROT_WRITE.
+    expect(vmMmap(mm, 0x40002000, 4096, PROT_READ, ANON | MAP_FIXED)).toBe(0x40002000);
+    const v = mm.vmaLookup(0x40002000)!;
+    v.vmFlags = (v.vmFlags & ~VM_MAYWRITE) >>> 0;
+    expect(doMprotect(mm, 0x40000000, 4 * 4096, RW)).toBe(-EACCES);
+    expect(rights(0x40000000)).toBe(VM_READ | VM_WRITE);
+    expect(rights(0x40002000)).toBe(VM_READ);
+    expect(rights(0x40003000)).toBe(VM_READ | VM_WRITE);
   });
 });
 

@@ -217,6 +217,84 @@ describe('swap entries across fork, zap and exit', () => {
   });
 });
 
+describe('the swap cache after the last swap entry goes (mm/swap_state.c free_swap_cache, mm/swapfile.c folio_free_swap)', () => {
+  /**
+   * A page shared after fork is swapped out; the parent reads it back while the child still has
+   * its entry, so the page enters the swap cache; the child exits: the slot has no entry left, but
+   * the page is mapped, so free_swap_and_cache leaves it in the cache (TTRS_UNMAPPED).
+   */
+  function cachedAfterChildExit(): { m: Machine; p: MmStruct; folio: number; free0: number } {
+    const m = machine();
+    const free0 = m.frames.freeFrames;
+    const p = m.newMm('p');
+    const pa = anonPage(p, 0x40000000, 0x3c);
+    const c = dupMm(p);
+    expect(swapOutFolio(m, pa)).toBe(0);
+    expect(doUserAddrFault(p, 0x40000000, 'read').signal).toBeNull();
+    const folio = Number(pte(p, 0x40000000) & X86_PFN_MASK);
+    const dev = swapDevice(m);
+    expect(dev.cache.get(1)).toBe(folio);
+    exitMmap(c);
+    expect(dev.count(1)).toBe(0);
+    expect(dev.cache.get(1)).toBe(folio); // still mapped by p: kept
+    expect(m.meta.getRefcount(folio)).toBe(2); // p's pte + the swap cache
+    return { m, p, folio, free0 };
+  }
+
+  it('unmapping the last pte takes the page out of the swap cache and releases the slot (free_pages_and_swap_cache)', () => {
+    // Regression (found by test/prop): the page and its slot stayed allocated for ever.
+    const { m, p, free0 } = cachedAfterChildExit();
+    expect(doMunmap(p, 0x40000000, 4096)).toBe(0);
+    const dev = swapDevice(m);
+    expect(dev.cache.size).toBe(0);
+    expect(dev.usedSlots).toBe(0);
+    exitMmap(p);
+    expect(m.frames.freeFrames).toBe(free0);
+  });
+
+  it('a write by the only mapper frees the swap slot and reuses the page in place (wp_can_reuse_anon_folio → folio_free_swap)', () => {
+    // Regression (found by test/prop): the write copied the page and left the old one in the swap cache for ever.
+    const { m, p, folio, free0 } = cachedAfterChildExit();
+    expect(doUserAddrFault(p, 0x40000000, 'write').signal).toBeNull();
+    const v = pte(p, 0x40000000);
+    expect(Number(v & X86_PFN_MASK)).toBe(folio);
+    expect(v & 0x42n).toBe(0x42n); // RW (bit 1) and D (bit 6)
+    expect(m.meta.getRefcount(folio)).toBe(1);
+    const dev = swapDevice(m);
+    expect(dev.cache.size).toBe(0);
+    expect(dev.usedSlots).toBe(0);
+    exitMmap(p);
+    expect(m.frames.freeFrames).toBe(free0);
+  });
+
+  it('a page in the swap cache migrates with it: the slot names the new folio, which holds the cache reference (__folio_migrate_mapping)', () => {
+    // Regression (found by test/prop): the cache kept naming the old folio, which leaked with its reference.
+    const m = machine();
+    const free0 = m.frames.freeFrames;
+    const p = m.newMm('p');
+    const pa = anonPage(p, 0x40000000, 0x77);
+    const c = dupMm(p);
+    expect(swapOutFolio(m, pa)).toBe(0);
+    expect(doUserAddrFault(p, 0x40000000, 'read').signal).toBeNull();
+    const folio = Number(pte(p, 0x40000000) & X86_PFN_MASK);
+    const dst = migrateFolio(m, folio);
+    expect(dst).toBeGreaterThanOrEqual(0);
+    expect(dst).not.toBe(folio);
+    const dev = swapDevice(m);
+    expect(dev.cache.get(1)).toBe(dst);
+    expect(Number(pte(p, 0x40000000) & X86_PFN_MASK)).toBe(dst);
+    expect(m.meta.getRefcount(dst)).toBe(2); // p's pte + the swap cache
+    // The child's swap-in finds the new folio in the cache, with the data.
+    expect(doUserAddrFault(c, 0x40000000, 'read').signal).toBeNull();
+    expect(Number(pte(c, 0x40000000) & X86_PFN_MASK)).toBe(dst);
+    expect(bytes(m, dst, 1)[0]).toBe(0x77);
+    exitMmap(c);
+    exitMmap(p);
+    expect(dev.usedSlots).toBe(0);
+    expect(m.frames.freeFrames).toBe(free0);
+  });
+});
+
 describe('migration entries (mm/migrate.c)', () => {
   it('x86-64: a writable anonymous pte becomes SWP_MIGRATION_WRITE (30) with the pfn as offset; migrateFinish restores it on a new frame', () => {
     const m = machine();
