@@ -64,17 +64,26 @@ function report(g: GeometryName, seed: number, d: fc.RunDetails<[Op[]]>, maxLen:
   const err = d.errorInstance instanceof Error ? d.errorInstance.message : String(d.errorInstance);
   console.error(`\nFAILED on ${g}`);
   console.error(`  seed ${seed}, path "${d.counterexamplePath}" (after ${d.numRuns} sequences, shrunk ${d.numShrinks} times)`);
-  console.error(`  replay: node dist/soak.mjs --geometry ${g} --seed ${seed} --max-len ${maxLen} --path "${d.counterexamplePath}"`);
+  console.error(`  replay: npm run soak -- --geometry ${g} --seed ${seed} --max-len ${maxLen} --path "${d.counterexamplePath}"`);
   console.error(`  ${err}`);
   console.error(`  shrunk operations (${ops.length}):`);
   console.error(formatOps(ops).replace(/^/gm, '    '));
 }
 
 function main(): void {
-  const a = parseArgs(process.argv.slice(2));
+  let a: Args;
+  try {
+    a = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`soak: ${(e as Error).message}`);
+    process.exit(2);
+  }
   const configs = a.geometry ? [a.geometry] : GEOMETRY_NAMES;
   if (a.path !== null) {
-    if (!a.geometry) throw new Error('--path needs --geometry and --seed');
+    if (!a.geometry) {
+      console.error('soak: --path needs --geometry and --seed');
+      process.exit(2);
+    }
     const d = fc.check(
       fc.property(opsArb(a.maxLen), (ops) => {
         runOps(a.geometry!, ops);

@@ -104,7 +104,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 interface ArchModel {
   geometry: GeometryName;
-  /** A fresh pte for instance `inst`: present, user, writable(-clean), accessed/dirty clear. */
+  /** A fresh pte for frame `pfn`: present, user, writable (ARM64: writable-clean), accessed and dirty clear. */
   fresh(pfn: number): bigint;
   /** ptep_set_wrprotect's new value for old value v. */
   wrprotect(v: bigint): bigint;
@@ -264,8 +264,9 @@ async function stress(model: ArchModel) {
     }
   } finally {
     Atomics.store(ctl, 1, 1);
-    await Promise.all(done);
+    const ended = await Promise.allSettled(done);
     await Promise.all(workers.map((w) => w.terminate()));
+    for (const e of ended) if (e.status === 'rejected') throw e.reason;
   }
 
   // Final entries count as removed values for the checks.
