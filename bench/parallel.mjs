@@ -6,7 +6,8 @@
 // Needs dist/index.js and dist/walk-worker.js (npm run build). Times are best-of-N wall times of
 // one whole walk; pools are created and warmed up before timing (start-up is reported on its own).
 // Each case runs in a child process of its own. With thread CPU and run-queue wait times from
-// Linux's schedstat: a parallel walk can only be as fast as the free cores allow.
+// Linux's schedstat, and the hypervisor's steal share from /proc/stat: a parallel walk can only be
+// as fast as the free cores allow.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -95,6 +96,16 @@ function schedstat() {
   }
 }
 
+/** [steal, total] jiffies of all CPUs so far (Linux /proc/stat): time the hypervisor ran others. */
+function cpuStat() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return [f[7] ?? 0, f.slice(0, 8).reduce((a, b) => a + b, 0)];
+  } catch {
+    return null;
+  }
+}
+
 const equal = (a, b) =>
   a.entries === b.entries && a.leaves === b.leaves && a.checksum === b.checksum && JSON.stringify(a.leavesByLevel) === JSON.stringify(b.leavesByLevel);
 
@@ -104,6 +115,7 @@ async function best(runs, fn, check) {
   let cpuMs = NaN;
   let waitMs = NaN;
   let result = null;
+  const st0 = cpuStat();
   for (let i = 0; i < runs; i++) {
     const s0 = schedstat();
     const t = performance.now();
@@ -117,7 +129,11 @@ async function best(runs, fn, check) {
       if (s0 && s1) [cpuMs, waitMs] = [(s1[0] - s0[0]) / 1e6, (s1[1] - s0[1]) / 1e6];
     }
   }
-  return { ms, cpuMs, waitMs, result };
+  const st1 = cpuStat();
+  // Share of the machine's CPU time taken by the hypervisor over all `runs` (a virtual CPU is not
+  // a core of one's own).
+  const steal = st0 && st1 && st1[1] > st0[1] ? (st1[0] - st0[0]) / (st1[1] - st0[1]) : NaN;
+  return { ms, cpuMs, waitMs, steal, result };
 }
 
 /**
@@ -157,9 +173,9 @@ async function runCase(geometry, space, runs, workers) {
       leaves: ref.leaves,
       equal: same,
       startupMs,
-      serial: { ms: serial.ms, cpuMs: serial.cpuMs, waitMs: serial.waitMs },
-      oneWorker: { ms: single.ms, ...info(single.result) },
-      parallel: { ms: par.ms, ...info(par.result) },
+      serial: { ms: serial.ms, cpuMs: serial.cpuMs, waitMs: serial.waitMs, steal: serial.steal },
+      oneWorker: { ms: single.ms, steal: single.steal, ...info(single.result) },
+      parallel: { ms: par.ms, steal: par.steal, ...info(par.result) },
       speedup: serial.ms / par.ms,
       loadavg: os.loadavg(),
     };
@@ -176,6 +192,7 @@ const CASES = [
 ];
 
 const f0 = (x) => x.toFixed(0);
+const pct = (x) => (Number.isNaN(x) ? '?' : `${(x * 100).toFixed(0)}%`);
 function describe(r, workers) {
   const w = (x) => x.workers.map((y) => `${f0(y.cpuMs)}/${f0(y.waitMs)}`).join(' ');
   return (
@@ -183,7 +200,8 @@ function describe(r, workers) {
     `serial ${r.serial.ms.toFixed(1).padStart(6)} ms  1 worker ${r.oneWorker.ms.toFixed(1).padStart(6)} ms  ` +
     `${workers} workers ${r.parallel.ms.toFixed(1).padStart(6)} ms  speedup ${r.speedup.toFixed(2)}x  equal ${r.equal}\n` +
     `${''.padEnd(25)} cpu/waiting ms: serial ${f0(r.serial.cpuMs)}/${f0(r.serial.waitMs)}, 1 worker ${w(r.oneWorker)}, ` +
-    `${workers} workers ${w(r.parallel)}; ${r.parallel.chunks} chunks, plan ${r.parallel.planMs.toFixed(2)} ms, pool start ${f0(r.startupMs)} ms`
+    `${workers} workers ${w(r.parallel)}; ${r.parallel.chunks} chunks, plan ${r.parallel.planMs.toFixed(2)} ms, pool start ${f0(r.startupMs)} ms; ` +
+    `steal ${pct(r.serial.steal)} / ${pct(r.oneWorker.steal)} / ${pct(r.parallel.steal)}`
   );
 }
 
