@@ -29,20 +29,10 @@ import {
   newExpectation,
   type AccessCase,
 } from './x86-access-model';
+import { mulberry32 as rng } from '../support/prng';
 
 const SAMPLE = 120_000;
 
-/** mulberry32: a small seeded generator, so the sample is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A case by its named flags (for the hand-checked model tests). */
 function make(over: Partial<AccessCase>, pde: Partial<AccessCase['pde']>, pte: Partial<AccessCase['pte']>): AccessCase {

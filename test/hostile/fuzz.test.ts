@@ -32,20 +32,10 @@ import { InputError } from '../../src/cli/errors';
 import { loadScenarioFile } from '../../src/cli/commands/run';
 import { run } from '../cli/run';
 import { arm64Json, arm64Small, fastTempDir, removeTempDirs, x86Json, x86Small } from './fixtures';
+import { mulberry32 as prng } from '../support/prng';
 
 afterAll(removeTempDirs);
 
-/** mulberry32: a small seeded PRNG (the same one test/mm/scenario.test.ts uses), so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 type Rng = () => number;
 const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 const int = (r: Rng, n: number) => Math.floor(r() * n);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FrameStateError, OutOfFramesError, PhysAddrError } from '../../src/mem/errors';
 import { FrameAllocator, MAX_ORDER } from '../../src/mem/frames';
 import { PhysMem } from '../../src/mem/physmem';
+import { mulberry32 } from '../support/prng';
 
 const KiB = 1024;
 const MiB = 2 ** 20;
@@ -11,17 +12,6 @@ function allocator(size: number, physBase = 0): FrameAllocator {
   return new FrameAllocator(new PhysMem({ size, physBase }));
 }
 
-/** A small seeded PRNG (mulberry32), so a failing sequence can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('FrameAllocator: natural alignment (buddy blocks are aligned in physical address terms)', () => {
   for (const physBase of [0, 0x40000000]) {

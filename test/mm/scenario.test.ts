@@ -14,6 +14,7 @@ import {
   userPa,
   type ScenarioRun,
 } from '../../src/index';
+import { mulberry32 as prng } from '../support/prng';
 
 const EXAMPLES = join(__dirname, '../../examples');
 
@@ -115,17 +116,6 @@ describe('scenario schema: errors name the JSON path and what was expected', () 
 });
 
 describe('scenario schema fuzz: any JSON value gives a Scenario or a ScenarioError, never another exception', () => {
-  // mulberry32: a small seeded PRNG, so a failure reproduces.
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-    };
-  }
   const WORDS = ['op', 'mmap', 'touch', 'fork', 'at', 'a', 'a+4K', 'heap', '0x1000', '2M', 'read', 'write', 'private', 'anonymous', 'p', 'length', '', '-1', '1e400', 'NaN', '0x', '99999999999999999999999', '__proto__', 'constructor'];
   function randomValue(r: () => number, depth: number): unknown {
     const k = Math.floor(r() * (depth > 3 ? 6 : 8));
