@@ -94,6 +94,13 @@ export interface ArchBits {
   tableAddr(lo: Lo, hi: Hi): number;
   /** Page frame number (PAGE_SIZE units) of a present leaf at the given logical level. */
   leafPfn(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number;
+  /**
+   * leafPfn in two 32-bit integers, for sums that must stay in integer registers (the counting
+   * walk): the leaf's output address bits [31:PAGE_SHIFT] (shifted down) and bits [51:32], so that
+   * leafPfn = leafPfnHigh · 2^(32 − PAGE_SHIFT) + leafPfnLow, each masked by the level's alignment.
+   */
+  leafPfnLow(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number;
+  leafPfnHigh(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number;
 
   // ---- pte accessors (pte_write, pte_dirty, …) on a present pte -------------------------------
   pteWrite(lo: Lo, hi: Hi): boolean;

@@ -22,121 +22,191 @@ export interface CountResult {
   seconds: number;
 }
 
-/**
- * The double-precision sum is flushed into the bigint total at 2^52, before it could lose a unit
- * (each pfn added is below 2^40). A const enum, so the bundler writes the value into the callbacks.
- */
-const enum Sum {
+/** Limits of the counting state, as a const enum so the bundler writes the values into the callbacks. */
+const enum Lim {
+  /**
+   * An integer pfn sum is moved into the double total once it passes 2^30. Each pte adds less than
+   * 2^20 to either sum, so neither ever leaves the int32 range the optimiser keeps it in.
+   */
+  SUM = 1073741824,
+  /**
+   * The double total of pfns is flushed into the bigint at 2^52, before it could lose a unit (one
+   * flush adds at most 2^31 · 2^20).
+   */
   FLUSH = 4503599627370496,
 }
 
+/** Slots of the per-entry counters (Int32Array): what the pte callback updates. */
+const enum N {
+  /** pte_entry calls since the last fold. */
+  PTES,
+  /** Of those, entries that are not present (the rest are leaves). */
+  ABSENT,
+  /** Sum of leafPfnLow over present ptes since the last fold. */
+  PFN_LOW,
+  /** Sum of leafPfnHigh over present ptes since the last fold. */
+  PFN_HIGH,
+}
+
 /**
- * The walk's running totals. Plain number fields only, so the callbacks below inline into the
- * walker's loops and allocate nothing: leaves are kept per logical level (the hardware level is
- * applied once at the end), and the checksum is summed in a double that is flushed into a bigint
- * before it could lose precision.
+ * The running totals of one machine's counting walks.
+ *
+ * The pte callback is the hot path: it runs once per entry (8M times for an 8M-page image), so its
+ * state is an Int32Array of its own, over a SharedArrayBuffer of its own. Such an array is never on
+ * the JavaScript heap, so the optimiser compiles each counter update to one load, one integer add
+ * and one store at a fixed address — with no object to map-check and no tagged number to untag,
+ * retag or overflow-check, as fields of a counter object would need — and the pfn sum runs as two
+ * integer sums (leafPfnHigh, leafPfnLow) rather than a floating-point one, whose add latency would
+ * bound the loop. The integer counters are folded into the double totals below at every pmd entry
+ * (at most PTRS_PER_PTE pte calls happen in between, so the counts stay far inside int32) and
+ * whenever a sum passes Lim.SUM.
  */
-class Counter {
+class Totals {
+  readonly n = new Int32Array(new SharedArrayBuffer(16));
+  /** Entries seen by the other callbacks: pgd…pmd entries and holes. */
   entries = 0;
+  ptes = 0;
   pteLeaves = 0;
   pmdLeaves = 0;
   pudLeaves = 0;
+  /** Sum of leaf pfns, below 2^53: flushed into `total` at Lim.FLUSH. */
   acc = 0;
   total = 0n;
-  flush(): void {
-    this.total += BigInt(this.acc);
-    this.acc = 0;
+
+  constructor(private readonly lowSpan: number) {}
+
+  reset(): void {
+    this.n.fill(0);
+    this.entries = this.ptes = this.pteLeaves = this.pmdLeaves = this.pudLeaves = this.acc = 0;
+    this.total = 0n;
+  }
+
+  /** Fold the pte counters into the totals. */
+  fold(): void {
+    const n = this.n;
+    this.ptes += n[N.PTES]!;
+    this.pteLeaves += n[N.PTES]! - n[N.ABSENT]!;
+    n[N.PTES] = 0;
+    n[N.ABSENT] = 0;
+    this.foldSums();
+  }
+
+  /** Fold the two pfn sums into the double total. */
+  foldSums(): void {
+    const n = this.n;
+    this.addPfn(n[N.PFN_HIGH]! * this.lowSpan + n[N.PFN_LOW]!);
+    n[N.PFN_HIGH] = 0;
+    n[N.PFN_LOW] = 0;
+  }
+
+  addPfn(pfns: number): void {
+    this.acc += pfns;
+    if (this.acc >= Lim.FLUSH) {
+      this.total += BigInt(this.acc);
+      this.acc = 0;
+    }
   }
 }
 
-function buildOps(machine: Machine): MmWalkOps<Counter> {
+interface Counting {
+  ops: MmWalkOps<null>;
+  totals: Totals;
+}
+
+function buildCounting(machine: Machine): Counting {
   const g = machine.geo;
   const pt = machine.pgtable;
   const bits = machine.bits;
   const tested = new Set<LevelName>(g.physicalLevels.map((p) => lowestAlias(g, p)));
+  const totals = new Totals(2 ** (32 - g.PAGE_SHIFT));
+  const n = totals.n;
   // The architecture's own functions, taken once: a pte level is never folded, so Pgtable's
   // folding wrappers add nothing here, and one call less keeps the pte callback small enough
   // for the optimiser to inline it whole into the walker's pte loop.
   const ptePresent = bits.ptePresent;
-  const leafPfn = bits.leafPfn;
+  const pfnLow = bits.leafPfnLow;
+  const pfnHigh = bits.leafPfnHigh;
   const u32 = pt.u32;
+  // The entries' high words as a view of their own, one word further on: an entry at index i of
+  // u32 has its high word at index i of u32hi, so both reads share one index computation.
+  const u32hi = new Uint32Array(u32.buffer, u32.byteOffset + 4, u32.length - 1);
   const base = pt.physBase;
-  const ops: MmWalkOps<Counter> = {
-    pteEntry(pte, _addr, _next, walk) {
-      const c = walk.private_;
-      c.entries++;
-      const i = (pte - base) / 4;
+  const ops: MmWalkOps<null> = {
+    pteEntry(pte) {
+      n[N.PTES]++;
+      const i = (pte - base) / 4; // the walker hands over pointers into checked tables
       const lo = u32[i]!;
-      const hi = u32[i + 1]!;
+      const hi = u32hi[i]!;
       if (ptePresent(lo, hi)) {
-        c.pteLeaves++;
-        c.acc += leafPfn('pte', lo, hi);
-        if (c.acc >= Sum.FLUSH) c.flush();
-      }
+        const low = (n[N.PFN_LOW] += pfnLow('pte', lo, hi));
+        const high = (n[N.PFN_HIGH] += pfnHigh('pte', lo, hi));
+        if (low > Lim.SUM || high > Lim.SUM) totals.foldSums();
+      } else n[N.ABSENT]++;
       return 0;
     },
-    pteHole(_addr, _next, _depth, walk) {
-      walk.private_.entries++;
+    pteHole() {
+      totals.entries++;
       return 0;
     },
   };
-  if (tested.has('pmd')) {
-    ops.pmdEntry = (pmd, _a, _n, walk) => {
-      const c = walk.private_;
-      c.entries++;
-      const i = (pmd - base) / 4; // the walker hands over pointers into checked tables
-      const lo = u32[i]!;
-      const hi = u32[i + 1]!;
-      if (pt.pmdPresent(lo, hi) && pt.pmdLeaf(lo, hi)) {
-        c.pmdLeaves++;
-        c.acc += leafPfn('pmd', lo, hi);
-        if (c.acc >= Sum.FLUSH) c.flush();
-      }
-      return 0;
-    };
-  }
+  // The level above the ptes is always the pmd's (folded configurations fold pud, p4d and pgd into
+  // it, never it into them), so pmd_entry sees every entry of that level, and it runs before each
+  // walk_pte_range: folding the counters here bounds what they gather to one pte table.
+  if (!tested.has('pmd')) throw new Error(`countWalk: ${g.name} has no pmd entries to count`);
+  ops.pmdEntry = (pmd) => {
+    totals.fold();
+    totals.entries++;
+    const i = (pmd - base) / 4;
+    const lo = u32[i]!;
+    const hi = u32hi[i]!;
+    if (pt.pmdPresent(lo, hi) && pt.pmdLeaf(lo, hi)) {
+      totals.pmdLeaves++;
+      totals.addPfn(bits.leafPfn('pmd', lo, hi));
+    }
+    return 0;
+  };
   if (tested.has('pud')) {
-    ops.pudEntry = (pud, _a, _n, walk) => {
-      const c = walk.private_;
-      c.entries++;
-      const i = (pud - base) / 4; // the walker hands over pointers into checked tables
+    ops.pudEntry = (pud) => {
+      totals.entries++;
+      const i = (pud - base) / 4;
       const lo = u32[i]!;
-      const hi = u32[i + 1]!;
+      const hi = u32hi[i]!;
       if (pt.pudLeaf(lo, hi) && pt.pudPresent(lo, hi)) {
-        c.pudLeaves++;
-        c.acc += leafPfn('pud', lo, hi);
-        if (c.acc >= Sum.FLUSH) c.flush();
+        totals.pudLeaves++;
+        totals.addPfn(bits.leafPfn('pud', lo, hi));
       }
       return 0;
     };
   }
-  const counting = (_p: number, _a: number, _n: number, walk: { private_: Counter }) => {
-    walk.private_.entries++;
+  const counting = (): number => {
+    totals.entries++;
     return 0;
   };
   if (tested.has('p4d')) ops.p4dEntry = counting;
   if (tested.has('pgd')) ops.pgdEntry = counting;
-  return ops;
+  return { ops, totals };
 }
 
 // One set of callbacks per machine: a fresh closure per walk would change the walker's call
 // targets every time, and the optimiser would throw away the code it inlined them into.
-const opsOf = new WeakMap<Machine, MmWalkOps<Counter>>();
+const countingOf = new WeakMap<Machine, Counting>();
 
 /** Walk [start, end) of every root (clipped to the root's own range) and count. */
 export function countWalk(machine: Machine, roots: readonly ImageRoot[], start = 0, end = 2 ** 64): CountResult {
-  let ops = opsOf.get(machine);
-  if (!ops) opsOf.set(machine, (ops = buildOps(machine)));
+  let counting = countingOf.get(machine);
+  if (!counting) countingOf.set(machine, (counting = buildCounting(machine)));
+  const { ops, totals: c } = counting;
   const g = machine.geo;
-  const c = new Counter();
+  c.reset();
   const t0 = process.hrtime.bigint();
   for (const r of roots) {
     const s = Math.max(start, r.start);
     const e = Math.min(end, r.end);
     if (s >= e) continue;
-    const ret = walkKernelPageTableRangeLockless(machine.initMm, s, e, ops, r.table, c);
+    const ret = walkKernelPageTableRangeLockless(machine.initMm, s, e, ops, r.table, null);
     if (ret !== 0) throw new Error(`walk of ${r.name} returned ${ret}`);
   }
+  c.fold();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   // Keyed by hardware level (x86-64 1…5, ARM64 -1…3).
   const leavesByLevel: Record<string, number> = {};
@@ -145,7 +215,7 @@ export function countWalk(machine: Machine, roots: readonly ImageRoot[], start =
   if (c.pmdLeaves) leavesByLevel[hw('pmd')] = c.pmdLeaves;
   if (c.pteLeaves) leavesByLevel[hw('pte')] = c.pteLeaves;
   return {
-    entries: c.entries,
+    entries: c.entries + c.ptes,
     leaves: c.pteLeaves + c.pmdLeaves + c.pudLeaves,
     leavesByLevel,
     // pfns count PAGE_SIZE units; the checksum counts 4 KiB units: scaled once, here.

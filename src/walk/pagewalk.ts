@@ -124,13 +124,17 @@ function walkPteEntries(walk: MmWalk<any>): number {
   const addr = span[1]!;
   const end = span[2]!;
   const pteEntry = walk.ops.pteEntry!;
-  const pageSize = walk.pt.PAGE_SIZE;
+  const pt = walk.pt;
+  const pageSize = pt.PAGE_SIZE;
+  const pageShift = pt.geo.PAGE_SHIFT;
   // An integer induction variable: pte and addr are derived from it, not carried around the loop.
-  // Carried doubles can end up as tagged loop variables, boxed on every iteration.
-  const n = (end - addr) / pageSize; // at most PTRS_PER_PTE: [addr, end) lies in one pmd
+  // Carried doubles can end up as tagged loop variables, boxed on every iteration. The trip count
+  // is an int32 (at most PTRS_PER_PTE: [addr, end) lies in one pmd) and the offsets are shifts, so
+  // the loop control is integer compares with no overflow or minus-zero checks.
+  const n = ((end - addr) / pageSize) | 0;
   for (let k = 0; k < n; k++) {
-    const a = addr + k * pageSize;
-    const err = pteEntry(pte + k * 8, a, a + pageSize, walk);
+    const a = addr + (k << pageShift);
+    const err = pteEntry(pte + (k << 3), a, a + pageSize, walk);
     if (err) return err;
   }
   return 0;

@@ -147,11 +147,21 @@ export function createArm64Linux(g: Geometry): Arm64Linux {
    * PTE_MAYBE_SHARED, so without LPA2 the SH bits never reach the address. The high bits are ORed
    * into the high half, as the C code ORs (they may overlap bits 49:48 of PTE_ADDR_LOW).
    */
-  const phys: (lo: Lo, hi: Hi) => number = k64
-    ? (lo, hi) => (((hi & PTE_ADDR_HI_MASK) | (((lo >>> 12) & 0xf) << 16)) >>> 0) * TWO32 + ((lo & addrLoMask) >>> 0)
+  const physHigh: (lo: Lo, hi: Hi) => number = k64
+    ? (lo, hi) => ((hi & PTE_ADDR_HI_MASK) | (((lo >>> 12) & 0xf) << 16)) >>> 0
     : lpa2
-      ? (lo, hi) => (((hi & PTE_ADDR_HI_MASK) | (((lo >>> 8) & 0x3) << 18)) >>> 0) * TWO32 + ((lo & addrLoMask) >>> 0)
-      : (lo, hi) => (hi & PTE_ADDR_HI_MASK) * TWO32 + ((lo & addrLoMask) >>> 0);
+      ? (lo, hi) => ((hi & PTE_ADDR_HI_MASK) | (((lo >>> 8) & 0x3) << 18)) >>> 0
+      : (_lo, hi) => hi & PTE_ADDR_HI_MASK;
+  const phys = (lo: Lo, hi: Hi): number => physHigh(lo, hi) * TWO32 + ((lo & addrLoMask) >>> 0);
+  // The leaf masks of leafPfnLow / leafPfnHigh: PTE_ADDR_LOW, and for blocks PMD_MASK / PUD_MASK,
+  // split into the halves they clear (a level spanning 4 GiB or more clears high-half bits too).
+  const lowSpan = 2 ** (32 - PAGE_SHIFT);
+  const blockLoMask = (size: number): number => (size >= TWO32 ? 0 : (addrLoMask & ~(size - 1)) >>> 0);
+  const blockHiMask = (size: number): number => (size > TWO32 ? ~(size / TWO32 - 1) : -1);
+  const pmdLoMask = blockLoMask(PMD_SIZE);
+  const pudLoMask = blockLoMask(PUD_SIZE);
+  const pmdHiMask = blockHiMask(PMD_SIZE);
+  const pudHiMask = blockHiMask(PUD_SIZE);
 
   /**
    * __phys_to_pte_val: (phys | phys >> PTE_ADDR_HIGH_SHIFT) & PHYS_TO_PTE_ADDR_MASK. The address is
@@ -177,6 +187,14 @@ export function createArm64Linux(g: Geometry): Arm64Linux {
 
   // pte_present: pte_valid || pte_present_invalid, i.e. VALID set, or VALID clear with nG
   // (PTE_PRESENT_INVALID) set: either bit makes the entry present.
+  function leafPfnLow(level: 'pud' | 'pmd' | 'pte', lo: Lo, _hi: Hi): number {
+    const mask = level === 'pte' ? addrLoMask : level === 'pmd' ? pmdLoMask : pudLoMask;
+    return (lo & mask) >>> PAGE_SHIFT;
+  }
+  function leafPfnHigh(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
+    const high = physHigh(lo, hi);
+    return level === 'pte' ? high : (high & (level === 'pmd' ? pmdHiMask : pudHiMask)) >>> 0;
+  }
   const present = (lo: Lo): boolean => (lo & (PTE_VALID_LO | PTE_PRESENT_INVALID_LO)) !== 0;
   const none = (lo: Lo, hi: Hi): boolean => lo === 0 && hi === 0;
   // p?d_table / p?d_bad: (val & P?D_TYPE_MASK) != P?D_TYPE_TABLE.
@@ -259,11 +277,10 @@ export function createArm64Linux(g: Geometry): Arm64Linux {
     tableAddr: phys,
     // pte_pfn; pmd_pfn / pud_pfn mask with PMD_MASK / PUD_MASK first. pfns count PAGE_SIZE units.
     leafPfn(level, lo, hi) {
-      const pa = phys(lo, hi);
-      if (level === 'pte') return pa / PAGE_SIZE;
-      const size = level === 'pmd' ? PMD_SIZE : PUD_SIZE;
-      return Math.floor(pa / size) * (size / PAGE_SIZE);
+      return leafPfnHigh(level, lo, hi) * lowSpan + leafPfnLow(level, lo, hi);
     },
+    leafPfnLow,
+    leafPfnHigh,
 
     pteWrite: (_lo, hi) => (hi & PTE_WRITE_HI) !== 0,
     // pte_dirty = pte_sw_dirty || pte_hw_dirty (PTE_WRITE && !PTE_RDONLY).

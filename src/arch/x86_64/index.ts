@@ -139,6 +139,8 @@ export function createX86Bits(geometry: Geometry, opts: X86Options = {}): ArchBi
     ptePresent: L.ptePresent,
     tableAddr: L.tableAddr,
     leafPfn: L.leafPfn,
+    leafPfnLow: L.leafPfnLow,
+    leafPfnHigh: L.leafPfnHigh,
 
     pteWrite: L.pteWrite,
     pteDirty: L.pteDirty,

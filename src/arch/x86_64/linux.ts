@@ -264,16 +264,31 @@ export function tableAddr(lo: Lo, hi: Hi): number {
 }
 
 /**
- * pte_pfn / pmd_pfn / pud_pfn. A non-zero entry without PRESENT (PROT_NONE) holds its PFN inverted
- * (the L1TF mitigation of pgtable-invert.h), so it is inverted back before masking.
+ * A non-zero entry without PRESENT (PROT_NONE, swap) holds its PFN inverted (the L1TF mitigation of
+ * pgtable-invert.h): all-ones to xor both halves with before masking, else 0. An xor rather than
+ * reassigning ~lo keeps the halves 32-bit integers on both paths, so the optimiser never boxes them.
  */
-export function leafPfn(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
-  // Inverted (L1TF) entries are flipped with an xor by all-ones, not by reassigning ~lo: the
-  // halves then stay 32-bit integers on both paths, and the optimiser never has to box them.
-  const flip = (lo & W._PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0) ? -1 : 0;
+function pfnFlip(lo: Lo, hi: Hi): number {
+  return (lo & W._PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0) ? -1 : 0;
+}
+
+/**
+ * Bits 31:12 of a present leaf's frame address, >>> 12: the pfn's low 20 bits (pmd and pud leaves
+ * masked to their page size, as pmd_pfn / pud_pfn mask with PHYSICAL_P?D_PAGE_MASK).
+ */
+export function leafPfnLow(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
   const loMask = level === 'pte' ? W.PTE_PFN_MASK_LO : level === 'pmd' ? W.PHYSICAL_PMD_PAGE_MASK_LO : W.PHYSICAL_PUD_PAGE_MASK_LO;
-  // bits 51:32 are pfn bits 39:20; bits 31:12 are pfn bits 19:0.
-  return ((hi ^ flip) & W.PTE_PFN_MASK_HI) * 1048576 + (((lo ^ flip) & loMask) >>> 12);
+  return ((lo ^ pfnFlip(lo, hi)) & loMask) >>> 12;
+}
+
+/** Bits 51:32 of a present leaf's frame address (pfn bits 39:20). */
+export function leafPfnHigh(_level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
+  return (hi ^ pfnFlip(lo, hi)) & W.PTE_PFN_MASK_HI;
+}
+
+/** pte_pfn / pmd_pfn / pud_pfn, inverted entries inverted back (pfnFlip). */
+export function leafPfn(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
+  return leafPfnHigh(level, lo, hi) * 1048576 + leafPfnLow(level, lo, hi);
 }
 
 // ---- pte accessors (valid on a present pte) ---------------------------------------------------
