@@ -5,8 +5,9 @@
 // Options: --pages N (base pages mapped per image, default 8M), --rounds N (default 5).
 //
 // mmulab's side runs in a child process per image (this file with --mmulab-worker DIR) that loads
-// the image once and walks it on request: a warm JIT, as in a long-running user, but not polluted
-// by the other geometries' walks (in one shared process the walker's call sites turn megamorphic
+// the image once, walks it WARMUP_WALKS times untimed, and then walks it on request: a warm JIT, as
+// in a long-running user (the C walker has no warm-up to make), but not polluted by the other
+// geometries' walks (in one shared process the walker's call sites turn megamorphic
 // and whichever images come later run slower).
 import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,8 +53,12 @@ function sameCounts(a, b) {
 
 // ---- mmulab's side: a worker process per image ---------------------------------------------------
 
+/** Untimed walks a worker makes before the rounds: the optimiser settles in the first few. */
+const WARMUP_WALKS = 5;
+
 function runWorker(dir) {
   const img = loadImage(dir);
+  for (let i = 0; i < WARMUP_WALKS; i++) countWalk(img.machine, img.roots);
   process.on('message', (msg) => {
     if (msg === 'walk') process.send(countsOf(countWalk(img.machine, img.roots)));
     else process.exit(0);

@@ -126,15 +126,24 @@ function walkPteEntries(walk: MmWalk<any>): number {
   const pteEntry = walk.ops.pteEntry!;
   const pt = walk.pt;
   const pageSize = pt.PAGE_SIZE;
-  const pageShift = pt.geo.PAGE_SHIFT;
-  // An integer induction variable: pte and addr are derived from it, not carried around the loop.
+  // Integer induction variables: pte and addr are derived from them, not carried around the loop.
   // Carried doubles can end up as tagged loop variables, boxed on every iteration. The trip count
-  // is an int32 (at most PTRS_PER_PTE: [addr, end) lies in one pmd) and the offsets are shifts, so
-  // the loop control is integer compares with no overflow or minus-zero checks.
+  // is an int32 (at most PTRS_PER_PTE: [addr, end) lies in one pmd, so off stays below 2^30).
   const n = ((end - addr) / pageSize) | 0;
-  for (let k = 0; k < n; k++) {
-    const a = addr + (k << pageShift);
-    const err = pteEntry(pte + (k << 3), a, a + pageSize, walk);
+  if (pte + n * 8 <= 0x7fffffff) {
+    // Every pointer of this run fits an int32 (memories below 2 GiB: all of them): computed as
+    // int32s, a callback that indexes memory with them does integer arithmetic, not float.
+    const p = pte | 0;
+    for (let k = 0, off = 0; k < n; k++, off += pageSize) {
+      const a = addr + off;
+      const err = pteEntry(p + (k << 3), a, a + pageSize, walk);
+      if (err) return err;
+    }
+    return 0;
+  }
+  for (let k = 0, off = 0; k < n; k++, off += pageSize) {
+    const a = addr + off;
+    const err = pteEntry(pte + k * 8, a, a + pageSize, walk);
     if (err) return err;
   }
   return 0;

@@ -69,28 +69,50 @@ export const __SWP_OFFSET_SHIFT = 12;
 export const __SWP_OFFSET_BITS = 50;
 
 // ---- the same bits as 32-bit masks on the halves (hot path) -------------------------------------
+// A const enum, so that the bundler writes each value into the code that uses it: a module-level
+// constant is a context load and a type check at every use in optimised code, and these masks are
+// used once or twice per entry walked. The named exports below are the same values for other modules.
+const enum W {
+  PTE_VALID_LO = 0x1,
+  PTE_TABLE_BIT_LO = 0x2,
+  PTE_TYPE_MASK_LO = 0x3,
+  PTE_USER_LO = 0x40,
+  PTE_RDONLY_LO = 0x80,
+  PTE_SHARED_LO = 0x300,
+  PTE_AF_LO = 0x400,
+  PTE_NG_LO = 0x800,
+  PTE_PRESENT_INVALID_LO = W.PTE_NG_LO,
+  PTE_GP_HI = 1 << (50 - 32),
+  PTE_DBM_HI = 1 << (51 - 32),
+  PTE_WRITE_HI = W.PTE_DBM_HI,
+  PTE_CONT_HI = 1 << (52 - 32),
+  PTE_PXN_HI = 1 << (53 - 32),
+  PTE_UXN_HI = 1 << (54 - 32),
+  PTE_DIRTY_HI = 1 << (55 - 32),
+  PTE_SPECIAL_HI = 1 << (56 - 32),
+  PTE_ADDR_HI_MASK = 0x3ffff,
+  TWO32 = 4294967296,
+}
 
-export const PTE_VALID_LO = 0x1;
-export const PTE_TABLE_BIT_LO = 0x2;
-export const PTE_TYPE_MASK_LO = 0x3;
-export const PTE_USER_LO = 0x40;
-export const PTE_RDONLY_LO = 0x80;
-export const PTE_SHARED_LO = 0x300;
-export const PTE_AF_LO = 0x400;
-export const PTE_NG_LO = 0x800;
-export const PTE_PRESENT_INVALID_LO = PTE_NG_LO;
-export const PTE_GP_HI = 1 << (50 - 32);
-export const PTE_DBM_HI = 1 << (51 - 32);
-export const PTE_WRITE_HI = PTE_DBM_HI;
-export const PTE_CONT_HI = 1 << (52 - 32);
-export const PTE_PXN_HI = 1 << (53 - 32);
-export const PTE_UXN_HI = 1 << (54 - 32);
-export const PTE_DIRTY_HI = 1 << (55 - 32);
-export const PTE_SPECIAL_HI = 1 << (56 - 32);
+export const PTE_VALID_LO: number = W.PTE_VALID_LO;
+export const PTE_TABLE_BIT_LO: number = W.PTE_TABLE_BIT_LO;
+export const PTE_TYPE_MASK_LO: number = W.PTE_TYPE_MASK_LO;
+export const PTE_USER_LO: number = W.PTE_USER_LO;
+export const PTE_RDONLY_LO: number = W.PTE_RDONLY_LO;
+export const PTE_SHARED_LO: number = W.PTE_SHARED_LO;
+export const PTE_AF_LO: number = W.PTE_AF_LO;
+export const PTE_NG_LO: number = W.PTE_NG_LO;
+export const PTE_PRESENT_INVALID_LO: number = W.PTE_PRESENT_INVALID_LO;
+export const PTE_GP_HI: number = W.PTE_GP_HI;
+export const PTE_DBM_HI: number = W.PTE_DBM_HI;
+export const PTE_WRITE_HI: number = W.PTE_WRITE_HI;
+export const PTE_CONT_HI: number = W.PTE_CONT_HI;
+export const PTE_PXN_HI: number = W.PTE_PXN_HI;
+export const PTE_UXN_HI: number = W.PTE_UXN_HI;
+export const PTE_DIRTY_HI: number = W.PTE_DIRTY_HI;
+export const PTE_SPECIAL_HI: number = W.PTE_SPECIAL_HI;
 /** Address bits 49:32 in the high half (PTE_ADDR_LOW's upper part). */
-export const PTE_ADDR_HI_MASK = 0x3ffff;
-
-const TWO32 = 4294967296;
+export const PTE_ADDR_HI_MASK: number = W.PTE_ADDR_HI_MASK;
 
 /** The Linux half of ArchBits: everything but the geometry and the manual's encode/decode. */
 export type Arm64Linux = Omit<ArchBits, 'geometry' | 'decode' | 'encode'>;
@@ -148,16 +170,16 @@ export function createArm64Linux(g: Geometry): Arm64Linux {
    * into the high half, as the C code ORs (they may overlap bits 49:48 of PTE_ADDR_LOW).
    */
   const physHigh: (lo: Lo, hi: Hi) => number = k64
-    ? (lo, hi) => ((hi & PTE_ADDR_HI_MASK) | (((lo >>> 12) & 0xf) << 16)) >>> 0
+    ? (lo, hi) => ((hi & W.PTE_ADDR_HI_MASK) | (((lo >>> 12) & 0xf) << 16)) >>> 0
     : lpa2
-      ? (lo, hi) => ((hi & PTE_ADDR_HI_MASK) | (((lo >>> 8) & 0x3) << 18)) >>> 0
-      : (_lo, hi) => hi & PTE_ADDR_HI_MASK;
-  const phys = (lo: Lo, hi: Hi): number => physHigh(lo, hi) * TWO32 + ((lo & addrLoMask) >>> 0);
+      ? (lo, hi) => ((hi & W.PTE_ADDR_HI_MASK) | (((lo >>> 8) & 0x3) << 18)) >>> 0
+      : (_lo, hi) => hi & W.PTE_ADDR_HI_MASK;
+  const phys = (lo: Lo, hi: Hi): number => physHigh(lo, hi) * W.TWO32 + ((lo & addrLoMask) >>> 0);
   // The leaf masks of leafPfnLow / leafPfnHigh: PTE_ADDR_LOW, and for blocks PMD_MASK / PUD_MASK,
   // split into the halves they clear (a level spanning 4 GiB or more clears high-half bits too).
   const lowSpan = 2 ** (32 - PAGE_SHIFT);
-  const blockLoMask = (size: number): number => (size >= TWO32 ? 0 : (addrLoMask & ~(size - 1)) >>> 0);
-  const blockHiMask = (size: number): number => (size > TWO32 ? ~(size / TWO32 - 1) : -1);
+  const blockLoMask = (size: number): number => (size >= W.TWO32 ? 0 : (addrLoMask & ~(size - 1)) >>> 0);
+  const blockHiMask = (size: number): number => (size > W.TWO32 ? ~(size / W.TWO32 - 1) : -1);
   const pmdLoMask = blockLoMask(PMD_SIZE);
   const pudLoMask = blockLoMask(PUD_SIZE);
   const pmdHiMask = blockHiMask(PMD_SIZE);
@@ -195,10 +217,10 @@ export function createArm64Linux(g: Geometry): Arm64Linux {
     const high = physHigh(lo, hi);
     return level === 'pte' ? high : (high & (level === 'pmd' ? pmdHiMask : pudHiMask)) >>> 0;
   }
-  const present = (lo: Lo): boolean => (lo & (PTE_VALID_LO | PTE_PRESENT_INVALID_LO)) !== 0;
+  const present = (lo: Lo): boolean => (lo & (W.PTE_VALID_LO | W.PTE_PRESENT_INVALID_LO)) !== 0;
   const none = (lo: Lo, hi: Hi): boolean => lo === 0 && hi === 0;
   // p?d_table / p?d_bad: (val & P?D_TYPE_MASK) != P?D_TYPE_TABLE.
-  const notTable = (lo: Lo): boolean => (lo & PTE_TYPE_MASK_LO) !== PTE_TYPE_MASK_LO;
+  const notTable = (lo: Lo): boolean => (lo & W.PTE_TYPE_MASK_LO) !== W.PTE_TYPE_MASK_LO;
 
   function pgprot(prot: PageProt): bigint {
     const read = prot.read ?? true;
@@ -268,7 +290,7 @@ export function createArm64Linux(g: Geometry): Arm64Linux {
     pmdLeaf: (lo) => present(lo) && notTable(lo),
     // pmd_trans_huge = pmd_present && !pmd_table(val | PTE_VALID): a present-invalid huge pmd
     // counts, so only the table bit decides.
-    pmdTransHuge: (lo) => present(lo) && (lo & PTE_TABLE_BIT_LO) === 0,
+    pmdTransHuge: (lo) => present(lo) && (lo & W.PTE_TABLE_BIT_LO) === 0,
 
     pteNone: none,
     ptePresent: (lo) => present(lo),
@@ -282,16 +304,16 @@ export function createArm64Linux(g: Geometry): Arm64Linux {
     leafPfnLow,
     leafPfnHigh,
 
-    pteWrite: (_lo, hi) => (hi & PTE_WRITE_HI) !== 0,
+    pteWrite: (_lo, hi) => (hi & W.PTE_WRITE_HI) !== 0,
     // pte_dirty = pte_sw_dirty || pte_hw_dirty (PTE_WRITE && !PTE_RDONLY).
-    pteDirty: (lo, hi) => (hi & PTE_DIRTY_HI) !== 0 || ((hi & PTE_WRITE_HI) !== 0 && (lo & PTE_RDONLY_LO) === 0),
-    pteYoung: (lo) => (lo & PTE_AF_LO) !== 0,
+    pteDirty: (lo, hi) => (hi & W.PTE_DIRTY_HI) !== 0 || ((hi & W.PTE_WRITE_HI) !== 0 && (lo & W.PTE_RDONLY_LO) === 0),
+    pteYoung: (lo) => (lo & W.PTE_AF_LO) !== 0,
     // pte_user_exec: executable at EL0 (UXN clear). Kernel execute permission is PXN's business.
-    pteExec: (_lo, hi) => (hi & PTE_UXN_HI) === 0,
-    pteUser: (lo) => (lo & PTE_USER_LO) !== 0,
+    pteExec: (_lo, hi) => (hi & W.PTE_UXN_HI) === 0,
+    pteUser: (lo) => (lo & W.PTE_USER_LO) !== 0,
     // Global = nG clear (on a valid pte; with VALID clear nG is PTE_PRESENT_INVALID instead).
-    pteGlobal: (lo) => (lo & PTE_NG_LO) === 0,
-    pteSpecial: (_lo, hi) => (hi & PTE_SPECIAL_HI) !== 0,
+    pteGlobal: (lo) => (lo & W.PTE_NG_LO) === 0,
+    pteSpecial: (_lo, hi) => (hi & W.PTE_SPECIAL_HI) !== 0,
 
     pgprot,
 

@@ -263,30 +263,31 @@ export function tableAddr(lo: Lo, hi: Hi): number {
   return (hi & W.PTE_PFN_MASK_HI) * TWO_32 + ((lo & W.PTE_PFN_MASK_LO) >>> 0);
 }
 
-/**
+/*
  * A non-zero entry without PRESENT (PROT_NONE, swap) holds its PFN inverted (the L1TF mitigation of
- * pgtable-invert.h): all-ones to xor both halves with before masking, else 0. An xor rather than
- * reassigning ~lo keeps the halves 32-bit integers on both paths, so the optimiser never boxes them.
+ * pgtable-invert.h), so both halves are xored with all-ones before masking. The flip is written out
+ * in each function rather than called: a call to a module-level function is re-checked at every
+ * use in optimised code. An xor rather than reassigning ~lo keeps the halves 32-bit integers on both
+ * paths, so the optimiser never boxes them.
  */
-function pfnFlip(lo: Lo, hi: Hi): number {
-  return (lo & W._PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0) ? -1 : 0;
-}
 
 /**
  * Bits 31:12 of a present leaf's frame address, >>> 12: the pfn's low 20 bits (pmd and pud leaves
  * masked to their page size, as pmd_pfn / pud_pfn mask with PHYSICAL_P?D_PAGE_MASK).
  */
 export function leafPfnLow(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
+  const flip = (lo & W._PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0) ? -1 : 0;
   const loMask = level === 'pte' ? W.PTE_PFN_MASK_LO : level === 'pmd' ? W.PHYSICAL_PMD_PAGE_MASK_LO : W.PHYSICAL_PUD_PAGE_MASK_LO;
-  return ((lo ^ pfnFlip(lo, hi)) & loMask) >>> 12;
+  return ((lo ^ flip) & loMask) >>> 12;
 }
 
 /** Bits 51:32 of a present leaf's frame address (pfn bits 39:20). */
 export function leafPfnHigh(_level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
-  return (hi ^ pfnFlip(lo, hi)) & W.PTE_PFN_MASK_HI;
+  const flip = (lo & W._PAGE_PRESENT_LO) === 0 && (lo !== 0 || hi !== 0) ? -1 : 0;
+  return (hi ^ flip) & W.PTE_PFN_MASK_HI;
 }
 
-/** pte_pfn / pmd_pfn / pud_pfn, inverted entries inverted back (pfnFlip). */
+/** pte_pfn / pmd_pfn / pud_pfn, inverted entries inverted back. */
 export function leafPfn(level: 'pud' | 'pmd' | 'pte', lo: Lo, hi: Hi): number {
   return leafPfnHigh(level, lo, hi) * 1048576 + leafPfnLow(level, lo, hi);
 }
