@@ -839,6 +839,10 @@ static char *read_text(const char *path, size_t *len) {
   return buf;
 }
 
+/* What load_image read, kept for translate mode's regime (walk mode does not look at it again). */
+static struct image_json loaded_json;
+static int loaded_maxphyaddr = 52;
+
 static void load_image(const char *dir) {
   char jpath[4096], mpath[4096];
   snprintf(jpath, sizeof jpath, "%s/machine.json", dir);
@@ -866,6 +870,8 @@ static void load_image(const char *dir) {
   if (!strcmp(ij.arch, "x86_64")) x86_regime(&ij, maxphyaddr);
   else arm64_regime(&ij);
   R.page_size = UINT64_C(1) << R.page_shift;
+  loaded_json = ij;
+  loaded_maxphyaddr = maxphyaddr;
 
   int fd = open(mpath, O_RDONLY);
   if (fd < 0) die(1, "%s: not found (an image folder holds machine.json and memory.bin)", mpath);

@@ -128,8 +128,10 @@ function walkPteEntries(walk: MmWalk<any>): number {
   const pageSize = pt.PAGE_SIZE;
   // Integer induction variables: pte and addr are derived from them, not carried around the loop.
   // Carried doubles can end up as tagged loop variables, boxed on every iteration. The trip count
-  // is an int32 (at most PTRS_PER_PTE: [addr, end) lies in one pmd, so off stays below 2^30).
-  const n = ((end - addr) / pageSize) | 0;
+  // is an int32 (at most PTRS_PER_PTE: [addr, end) lies in one pmd, so off stays below 2^30),
+  // rounded up as walk_pte_range's loop rounds: an unaligned range visits the pte of each page it
+  // touches (it stops once addr >= end - PAGE_SIZE).
+  const n = Math.ceil((end - addr) / pageSize) | 0;
   if (pte + n * 8 <= 0x7fffffff) {
     // Every pointer of this run fits an int32 (memories below 2 GiB: all of them): computed as
     // int32s, a callback that indexes memory with them does integer arithmetic, not float.
