@@ -15,7 +15,13 @@
  * It prints one JSON line with entries, leaves, leaves_by_level, checksum (sum of output address
  * >> 12 mod 2^64) and the walk time. Loading is not timed.
  *
+ * With --translate FILE it does something else: the hardware walk of each VA in FILE (little-endian
+ * u64s) for a user-mode read, as `mmulab translate --user` does it without a TLB (SDM Vol.3A 4.5,
+ * Arm ARM D8.2-D8.4), and prints the count, the faults, the sum of the physical addresses and the
+ * time of the loop ("translate mode" below).
+ *
  * Build: cc -O2 -std=c99 -o walker walker.c        Run: ./walker DIR [--start VA] [--end VA]
+ *                                                        ./walker DIR --translate FILE
  *
  * Exit codes as mmulab's: 0 success, 1 bad image or a table pointer outside memory, 2 usage.
  */
@@ -905,14 +911,302 @@ static void load_image(const char *dir) {
   }
 }
 
+/* ---- translate mode: the hardware walk --------------------------------------------------------- */
+
+/*
+ * `walker DIR --translate FILE` leaves the Linux view above aside and does, for each VA in FILE,
+ * the walk the MMU itself makes on a TLB miss: a user-mode (CPL 3 / EL0) data read, no TLB, and no
+ * accessed/dirty or Access-flag update (mmulab's side of the comparison is a debugger walk, which
+ * writes nothing either). Each VA gives a physical address or a fault. The rules are the manuals',
+ * decided as src/arch/x86_64/mmu.ts and src/arch/arm64/mmu.ts decide them, so both sides can be
+ * held to the same checksum. Only a read is modelled: R/W, XD, UXN/PXN, WXN and PAN restrict
+ * writes, fetches and EL1 accesses, none of which this mode performs.
+ */
+
+/* x86-64: SDM Vol.3A §4.5 (4-level and 5-level paging), Tables 4-12 … 4-20. */
+struct x86_xlat {
+  uint64_t root;             /* CR3[MAXPHYADDR-1:12] (§4.5.2) */
+  int levels;                /* 4, or 5 with CR4.LA57 */
+  int va_bits;               /* 48 or 57: the canonical-address check */
+  uint64_t addr_mask;        /* entry bits MAXPHYADDR-1:12: the next table or the page frame */
+  uint64_t rsvd;             /* bits 51:MAXPHYADDR, and XD (bit 63) when IA32_EFER.NXE = 0 (§4.5.4) */
+  int pke;                   /* CR4.PKE: user-mode data accesses consult PKRU (§4.6.2) */
+  uint32_t pkru;
+};
+static struct x86_xlat XT;
+
+/* ARM64: Arm ARM D8.2 (granules, lookup levels), D8.3 (descriptors), D8.4 (access control). One
+ * half of the VA space each: [0] TTBR0_EL1, [1] TTBR1_EL1. */
+struct arm_xlat {
+  int txsz_fault;            /* TxSZ outside [min, 39]: every access faults (AArch64.S1TxSZFaults) */
+  uint64_t top_mask;         /* VA bits [63:ia] ([55:ia] with TBIn) that must all equal bit 55 */
+  int enabled;               /* TCR_EL1.EPDn = 0 */
+  int base_fault;            /* the start table lies beyond the output address size */
+  uint64_t base;             /* the start table (AArch64.S1TTBaseAddress) */
+  int start_level, start_shift;
+  uint64_t start_mask;       /* index mask of the start table (it may hold fewer than a granule's entries) */
+  int stride;                /* granule bits - 3: VA bits resolved per level */
+  uint64_t stride_mask;
+  uint64_t table_bytes;      /* a granule: the size of every table below the start level */
+  uint64_t addr_mask;        /* descriptor address field: bits [47:granule], [49:granule] with DS */
+  int hi52;                  /* OA[51:48] from bits 15:12 (1: 64KB with FEAT_LPA), OA[51:50] from 9:8 (2: DS) */
+  uint64_t oa_limit;         /* 2^(output address size) */
+  int block_min;             /* shallowest level a block descriptor is allowed at (deepest is 2) */
+  int hpd;                   /* TCR_EL1.HPDn: APTable ignored */
+  int ha;                    /* TCR_EL1.HA: hardware Access flag management, so AF = 0 does not fault */
+};
+static struct arm_xlat AT[2];
+
+/* A table a translation steps into must lie inside memory: the same error as next_table's. */
+static inline void xlat_check_table(uint64_t entry_pa, uint64_t t, uint64_t bytes) {
+  if (t < phys_base || t > phys_end || phys_end - t < bytes) {
+    die(1, "table entry at 0x%" PRIx64 " points to 0x%" PRIx64 ", outside memory [0x%" PRIx64 ", 0x%" PRIx64 ")", entry_pa, t, phys_base,
+        phys_end);
+  }
+}
+
+static void x86_xlat_regime(void) {
+  uint64_t cr4 = require_reg(&loaded_json, "cr4"), efer = require_reg(&loaded_json, "efer"), pkru = 0;
+  find_reg(&loaded_json, "pkru", &pkru);
+  int m = loaded_maxphyaddr;
+  XT.root = roots[0].table; /* x86_regime: CR3 masked to MAXPHYADDR, 4 KiB aligned */
+  XT.levels = R.levels;
+  XT.va_bits = R.va_bits;
+  XT.addr_mask = ((UINT64_C(1) << m) - 1) & ~UINT64_C(0xfff);
+  XT.rsvd = ((UINT64_C(1) << 52) - 1) & ~((UINT64_C(1) << m) - 1);
+  if (!bits(efer, 11, 11)) XT.rsvd |= UINT64_C(1) << 63; /* XD is reserved without NXE (Table 4-15 …) */
+  XT.pke = (int)bits(cr4, 22, 22);
+  XT.pkru = (uint32_t)pkru;
+}
+
+/*
+ * One x86-64 walk for a user-mode read (§4.5, §4.6.1). Returns 1 with *pa set, or 0 for a fault:
+ * a non-canonical address (#GP on hardware), P = 0 (§4.7), a reserved bit set (RSVD #PF), U/S = 0
+ * at some level, or a PKRU access-disable for the page's key.
+ */
+static inline int x86_translate(uint64_t va, uint64_t *pa) {
+  /* §4.5.1 / §3.3.7.1: canonical means bits 63:47 (63:56 with LA57) all equal. */
+  int64_t sign = (int64_t)va >> (XT.va_bits - 1);
+  if (sign != 0 && sign != -1) return 0;
+  uint64_t table = XT.root;
+  uint64_t us = X86_USER;
+  int level = XT.levels;
+  int shift = 12 + 9 * (level - 1);
+  uint64_t e;
+  for (;;) {
+    const uint64_t *p = entry_at(table) + ((va >> shift) & 511);
+    e = rd64(p);
+    if (!(e & X86_PRESENT)) return 0;
+    if (e & XT.rsvd) return 0;
+    int leaf = level == 1; /* a PTE always maps a page; its bit 7 is PAT, not PS */
+    if (level > 1 && (e & X86_PSE)) {
+      /* PS is reserved in a PML5E/PML4E (Tables 4-14, 4-15); a 1-GByte PDPTE has bits 29:13
+       * reserved (Table 4-16), a 2-MByte PDE bits 20:13 (Table 4-18). */
+      if (level >= 4 || (level == 3 && (e & UINT64_C(0x3fffe000))) || (level == 2 && (e & UINT64_C(0x1fe000)))) return 0;
+      leaf = 1;
+    }
+    us &= e; /* §4.6.1: U/S is ANDed over every level */
+    if (leaf) break;
+    table = e & XT.addr_mask;
+    xlat_check_table(pa_of(p), table, 4096);
+    level--;
+    shift -= 9;
+  }
+  if (!us) return 0; /* a supervisor-mode address: no user-mode access */
+  /* §4.6.2: with CR4.PKE, PKRU.AD for the leaf's key (bits 62:59) forbids every user data access. */
+  if (XT.pke && ((XT.pkru >> (2 * ((e >> 59) & 0xf))) & 1)) return 0;
+  uint64_t in_page = (UINT64_C(1) << shift) - 1;
+  *pa = (e & XT.addr_mask & ~in_page) | (va & in_page);
+  return 1;
+}
+
+/* ID_AA64MMFR0_EL1.PARange as bits (0b0111 needs FEAT_D128: 52 here, as mmulab caps it). */
+static const int arm_pa_range_bits[8] = {32, 36, 40, 42, 44, 48, 52, 52};
+
+/*
+ * One half's translation parameters from TCR_EL1 and TTBRn_EL1 (AArch64.GetS1TTWParams), as
+ * src/arch/arm64/mmu.ts derives them for an image without ID registers: the implementation then
+ * has every feature mmulab models (PAMax 52, FEAT_LPA, FEAT_LPA2 for 4KB and 16KB, FEAT_LVA,
+ * FEAT_HAFDBS). Walk mode has already refused the configurations Linux does not build.
+ */
+static void arm_xlat_half(struct arm_xlat *h, int half, uint64_t tcr) {
+  int txsz = (int)(half ? bits(tcr, 21, 16) : bits(tcr, 5, 0));
+  int tg = (int)(half ? bits(tcr, 31, 30) : bits(tcr, 15, 14));
+  int tbi = (int)bits(tcr, half ? 38 : 37, half ? 38 : 37);
+  h->enabled = !bits(tcr, half ? 23 : 7, half ? 23 : 7);
+  h->hpd = (int)bits(tcr, half ? 42 : 41, half ? 42 : 41);
+  h->ha = (int)bits(tcr, 39, 39);
+  /* TG0: 00 4KB, 01 64KB, 10 16KB; TG1: 01 16KB, 10 4KB, 11 64KB; reserved values: 4KB, as mmulab. */
+  int g = half == 0 ? (tg == 1 ? 16 : tg == 2 ? 14 : 12) : (tg == 1 ? 14 : tg == 3 ? 16 : 12);
+  int ds = (g == 12 || g == 14) && bits(tcr, 59, 59); /* TCR_EL1.DS (FEAT_LPA2) */
+  h->stride = g - 3;
+  h->stride_mask = (UINT64_C(1) << h->stride) - 1;
+  h->table_bytes = UINT64_C(1) << g;
+  /* AArch64.S1MinTxSZ / MaxTxSZ: 12 with DS or the 64KB granule (FEAT_LVA), else 16; at most 39. */
+  int min_txsz = ds || g == 16 ? 12 : 16;
+  h->txsz_fault = txsz < min_txsz || txsz > 39;
+  int ia = 64 - (txsz < min_txsz ? min_txsz : txsz > 39 ? 39 : txsz);
+  /* AArch64.S1StartLevel: 4 - RoundUp((ia - granule) / stride). */
+  h->start_level = 4 - (ia - 4) / h->stride;
+  h->start_shift = g + h->stride * (3 - h->start_level);
+  h->start_mask = (UINT64_C(1) << (ia - h->start_shift)) - 1;
+  /* AArch64.VAIsOutOfRange: bits [63:ia], or [55:ia] when TBIn ignores the top byte (data accesses). */
+  h->top_mask = ~((UINT64_C(1) << ia) - 1);
+  if (tbi) h->top_mask &= UINT64_C(0x00ffffffffffffff);
+  /* AArch64.PhysicalAddressSize: TCR_EL1.IPS, at most PAMax (52). */
+  int ips = (int)bits(tcr, 34, 32);
+  h->oa_limit = UINT64_C(1) << arm_pa_range_bits[ips];
+  /* AArch64.NextTableBase / LeafBase: the descriptor's address field and where OA[51:48] live. */
+  h->addr_mask = (ds ? UINT64_C(0x0003ffffffffffff) : UINT64_C(0x0000ffffffffffff)) & ~(h->table_bytes - 1);
+  h->hi52 = g == 16 ? 1 : ds ? 2 : 0;
+  /* AArch64.BlockDescSupported: 4KB level 1 (0 with DS), 16KB level 2 (1 with DS), 64KB level 1
+   * (FEAT_LPA); level 2 always. */
+  h->block_min = g == 12 ? (ds ? 0 : 1) : g == 14 ? (ds ? 1 : 2) : 1;
+  /* AArch64.S1TTBaseAddress: BADDR aligned to the start table's size, at least 64 bytes when
+   * TTBR[5:2] carries BADDR[51:48]. */
+  const char *name = half ? "ttbr1_el1" : "ttbr0_el1";
+  uint64_t ttbr = 0;
+  h->base = 0;
+  h->base_fault = 0;
+  if (!find_reg(&loaded_json, name, &ttbr)) {
+    if (h->enabled) die(1, "machine.json registers.%s: missing (required for this architecture)", name);
+    return;
+  }
+  int levels = 3 - h->start_level;
+  int tsize = ia - (levels * h->stride + g) + 3;
+  uint64_t base;
+  if (ds || (g == 16 && ips == 6)) {
+    if (tsize < 6) tsize = 6;
+    base = (bits(ttbr, 5, 2) << 48) | (ttbr & UINT64_C(0x0000ffffffffffc0));
+  } else {
+    base = ttbr & UINT64_C(0x0000fffffffffffe);
+  }
+  h->base = base & ~((UINT64_C(1) << tsize) - 1);
+  h->base_fault = h->base >= h->oa_limit;
+  if (h->enabled && !h->base_fault) {
+    uint64_t t = h->base, bytes = (h->start_mask + 1) * 8;
+    if (t < phys_base || t > phys_end || phys_end - t < bytes) {
+      die(1, "machine.json registers.%s: root table at 0x%" PRIx64 " is outside memory [0x%" PRIx64 ", 0x%" PRIx64 ")", name, t, phys_base,
+          phys_end);
+    }
+  }
+}
+
+/* A descriptor's output address (next table or leaf base before alignment): AArch64.NextTableBase. */
+static inline uint64_t arm_oa(const struct arm_xlat *h, uint64_t d) {
+  uint64_t oa = d & h->addr_mask;
+  if (h->hi52 == 1) oa |= ((d >> 12) & 0xf) << 48;
+  else if (h->hi52 == 2) oa |= ((d >> 8) & 0x3) << 50;
+  return oa;
+}
+
+/*
+ * One ARM64 stage 1 walk for an EL0 data read (AArch64.S1Translate, S1Walk, S1CheckPermissions).
+ * Returns 1 with *pa set, or 0 for a fault: Translation (TxSZ or VA out of range, EPDn, an invalid
+ * descriptor, a block where none is allowed, a reserved level 3 descriptor), Address size (a table
+ * or output address beyond IPS), Access flag (AF = 0 without TCR_EL1.HA), Permission (AP[1] = 0 or
+ * APTable[0] = 1 somewhere above: D8.4, no EL0 access).
+ */
+static inline int arm_translate(uint64_t va, uint64_t *pa) {
+  int upper = (int)((va >> 55) & 1); /* D8.1: VA bit 55 selects TTBR0 or TTBR1 */
+  const struct arm_xlat *h = &AT[upper];
+  if (h->txsz_fault) return 0;
+  if ((va & h->top_mask) != (upper ? h->top_mask : 0)) return 0;
+  if (!h->enabled || h->base_fault) return 0;
+  uint64_t table = h->base, mask = h->start_mask;
+  int level = h->start_level, shift = h->start_shift;
+  uint64_t no_el0 = 0; /* APTable[0] (bit 61) of any table descriptor on the way */
+  for (;;) {
+    const uint64_t *p = entry_at(table) + ((va >> shift) & mask);
+    uint64_t d = rd64(p);
+    if (!(d & ARM_VALID)) return 0;
+    uint64_t oa = arm_oa(h, d);
+    if ((d & 2) && level < 3) { /* a table descriptor (D8.3.1) */
+      if (oa >= h->oa_limit) return 0;
+      if (!h->hpd) no_el0 |= (d >> 61) & 1;
+      xlat_check_table(pa_of(p), oa, h->table_bytes);
+      table = oa;
+      level++;
+      shift -= h->stride;
+      mask = h->stride_mask;
+      continue;
+    }
+    /* 0b01 is a block where blocks are allowed; at level 3 it is reserved (a page is 0b11). */
+    if (level == 3 ? !(d & 2) : level < h->block_min) return 0;
+    uint64_t in_page = (UINT64_C(1) << shift) - 1;
+    oa &= ~in_page;
+    if (oa >= h->oa_limit) return 0;
+    if (!(d & 0x400) && !h->ha) return 0; /* AF, bit 10 */
+    if (!(d & 0x40) || no_el0) return 0;  /* AP[1], bit 6: EL0 access */
+    *pa = oa | (va & in_page);
+    return 1;
+  }
+}
+
+/* Read FILE's little-endian u64 VAs, translate each, time only the loop, print one JSON line. */
+static void run_translate(const char *file) {
+  FILE *f = fopen(file, "rb");
+  if (!f) die(1, "%s: %s", file, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0) die(1, "%s: %s", file, strerror(errno));
+  if (st.st_size == 0 || st.st_size % 8) {
+    die(1, "%s: %lld bytes; expected a non-zero multiple of 8 (little-endian u64 VAs)", file, (long long)st.st_size);
+  }
+  size_t n = (size_t)st.st_size / 8;
+  uint64_t *vas = malloc((size_t)st.st_size);
+  if (!vas) die(1, "out of memory for %zu VAs", n);
+  if (fread(vas, 8, n, f) != n) die(1, "%s: short read", file);
+  fclose(f);
+  /* Reading the file touched every page of it; rd64 also puts the VAs in host order. */
+  for (size_t i = 0; i < n; i++) vas[i] = rd64(&vas[i]);
+
+  if (R.arch == ARCH_X86) x86_xlat_regime();
+  else {
+    uint64_t tcr = require_reg(&loaded_json, "tcr_el1");
+    arm_xlat_half(&AT[0], 0, tcr);
+    arm_xlat_half(&AT[1], 1, tcr);
+  }
+
+  uint64_t checksum = 0, faults = 0, pa = 0;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  /* The architecture is chosen once, outside the loop (as mmulab's Mmu is one class per image). */
+  if (R.arch == ARCH_X86) {
+    for (size_t i = 0; i < n; i++) {
+      if (x86_translate(vas[i], &pa)) checksum += pa;
+      else faults++;
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      if (arm_translate(vas[i], &pa)) checksum += pa;
+      else faults++;
+    }
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  free(vas);
+  double seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  char secs[32];
+  snprintf(secs, sizeof secs, "%.6f", seconds);
+  size_t k = strlen(secs);
+  while (k > 1 && secs[k - 1] == '0') secs[--k] = 0;
+  if (secs[k - 1] == '.') secs[--k] = 0;
+  printf("{\"translations\":%zu,\"faults\":%" PRIu64 ",\"checksum\":\"0x%" PRIx64 "\",\"seconds\":%s,\"ns_per_translation\":%.2f}\n", n, faults,
+         checksum, secs, seconds * 1e9 / (double)n);
+}
+
 /* ---- command line ---------------------------------------------------------------------------- */
 
 static const char usage[] =
     "Usage: walker DIR [--start VA] [--end VA]\n"
+    "       walker DIR --translate FILE\n"
     "\n"
     "Walk the page tables of the image folder DIR (memory.bin + machine.json) as `mmulab walk --json`\n"
     "does and print the same JSON line: entries, leaves, leaves_by_level, checksum, seconds.\n"
-    "--end 0x10000000000000000 (2^64) is the default.\n";
+    "--end 0x10000000000000000 (2^64) is the default.\n"
+    "\n"
+    "--translate FILE: translate each VA of FILE (little-endian u64s) by the hardware walk, as a\n"
+    "user-mode read with no TLB, and print translations, faults, checksum (sum of the PAs mod 2^64),\n"
+    "seconds and ns_per_translation.\n";
 
 /* A page-aligned hex VA; *is_top is set for exactly 2^64. */
 static uint64_t parse_va(const char *text, const char *what, int *is_top) {
@@ -942,20 +1236,26 @@ static uint64_t parse_va(const char *text, const char *what, int *is_top) {
 }
 
 int main(int argc, char **argv) {
-  const char *dir = NULL, *start_text = NULL, *end_text = NULL;
+  const char *dir = NULL, *start_text = NULL, *end_text = NULL, *translate_file = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       fputs(usage, stdout);
       return 0;
     } else if (!strcmp(argv[i], "--start") && i + 1 < argc) start_text = argv[++i];
     else if (!strcmp(argv[i], "--end") && i + 1 < argc) end_text = argv[++i];
+    else if (!strcmp(argv[i], "--translate") && i + 1 < argc) translate_file = argv[++i];
     else if (!strcmp(argv[i], "--json")) continue; /* JSON is the only output; accepted for symmetry */
     else if (argv[i][0] == '-' && argv[i][1]) die(2, "unknown option '%s'\n\n%s", argv[i], usage);
     else if (!dir) dir = argv[i];
     else die(2, "one DIR only\n\n%s", usage);
   }
   if (!dir) die(2, "DIR is required: an image folder with memory.bin and machine.json\n\n%s", usage);
+  if (translate_file && (start_text || end_text)) die(2, "--translate walks each VA of FILE; it takes no --start/--end\n\n%s", usage);
   load_image(dir);
+  if (translate_file) {
+    run_translate(translate_file);
+    return 0;
+  }
 
   /* [start, last]: inclusive bounds, so a range may end at 2^64. */
   uint64_t start = 0, last = UINT64_MAX;

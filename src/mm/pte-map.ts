@@ -6,6 +6,7 @@
  * Machine.pteMapFault is a test seam on this real path: it can make a map fail as if the table had
  * just been freed under the walk.
  */
+import type { Machine } from './machine';
 import type { MmStruct } from './mm';
 
 /** pte_offset_map(pmd, addr) / pte_offset_map_lock(mm, pmd, addr, &ptl): pte pointer or -1. */
@@ -28,4 +29,18 @@ export function pteOffsetMap(mm: MmStruct, pmd: number, addr: number): number {
     return -1;
   }
   return pt.pteOffsetKernel(pmd, addr);
+}
+
+/**
+ * Whether pte_offset_map would map the table under the pmd at `pmd` with nothing to report: no
+ * injected failure armed, and an entry that is present, a table (not a huge page) and not bad.
+ * The walker computes the pte pointer itself in that case (pteOffsetKernel's arithmetic) and
+ * leaves every other case to pteOffsetMap, which reports and handles it.
+ */
+export function pteMapsQuietly(m: Machine, pmd: number): boolean {
+  if (m.pteMapFault !== null) return false;
+  const pt = m.pgtable;
+  const lo = pt.lo(pmd);
+  const hi = pt.hi(pmd);
+  return !pt.pmdNone(lo, hi) && pt.pmdPresent(lo, hi) && !pt.pmdTransHuge(lo, hi) && !pt.pmdBad(lo, hi);
 }

@@ -15,7 +15,7 @@ import { EINVAL, ENOMEM } from '../mm/errno';
 import { __p4dAlloc, __pmdAlloc, __pteAlloc, __pudAlloc, setPteAt } from '../mm/pgalloc';
 import { splitHugePmd, splitHugePud } from '../mm/huge-memory';
 import { hugePteOffset } from '../mm/hugetlb';
-import { pteOffsetMap } from '../mm/pte-map';
+import { pteMapsQuietly, pteOffsetMap } from '../mm/pte-map';
 import { lockdepAssertHeld } from '../mm/locks';
 import { mmapAssertLocked, mmapAssertWriteLocked, type MmStruct } from '../mm/mm';
 import type { AddressSpace } from '../mm/address-space';
@@ -217,42 +217,42 @@ function walkPteRange(walk: MmWalk<any>): number {
   const span = walk.span;
   const pmd = span[0]!;
   const addr = span[1]!;
-  let pte: number;
-  let err = 0;
-  if (walk.noVma) {
-    // Kernel tables (init_mm, or any address above TASK_SIZE) are mapped with pte_offset_kernel,
-    // which cannot fail; user tables go through pte_offset_map, which can.
-    // pte_offset_kernel, spelled out: a call would box the address.
-    if (mm.isInitMm || addr >= mm.machine.TASK_SIZE) {
-      const pt = walk.pt;
-      pte = pt.nextTable(pmd) + (Math.floor(addr / pt.PAGE_SIZE) % pt.geo.PTRS_PER_PTE) * 8;
-    }
-    else pte = pteOffsetMap(mm, pmd, addr);
+  const pt = walk.pt;
+  // Kernel tables (init_mm, or any address above TASK_SIZE) are mapped with pte_offset_kernel,
+  // which cannot fail; user tables go through pte_offset_map(_lock) (the ptl is modelled, not
+  // taken), which can. Both are spelled out here for the usual case — a present table and no
+  // injected failure — and each branch stores its pointer straight into the span: a call would
+  // box the address, and a variable merging a call's result with a computed pointer would box
+  // the pointer (one heap number per pte table either way).
+  if ((walk.noVma && (mm.isInitMm || addr >= mm.machine.TASK_SIZE)) || pteMapsQuietly(mm.machine, pmd)) {
+    span[0] = pt.nextTable(pmd) + (Math.floor(addr / pt.PAGE_SIZE) % pt.geo.PTRS_PER_PTE) * 8;
   } else {
-    pte = pteOffsetMap(mm, pmd, addr); // pte_offset_map_lock: the ptl is modelled, not taken
-  }
-  if (pte < 0) walk.action = ACTION_AGAIN;
-  else if (walk.ops.installPte === undefined) {
+    const pte = pteOffsetMap(mm, pmd, addr);
+    if (pte < 0) {
+      walk.action = ACTION_AGAIN;
+      return 0;
+    }
     span[0] = pte;
-    err = walk.pteLoop(walk);
-  } else err = walkPteInstall(pte, addr, span[2]!, walk);
-  return err;
+  }
+  if (walk.ops.installPte === undefined) return walk.pteLoop(walk);
+  return walkPteInstall(span[0]!, addr, span[2]!, walk);
 }
 
-function walkPmdRange(pud: number, addr: number, end: number, walk: MmWalk<any>): number {
+function walkPmdRange(pud: number, start: number, end: number, walk: MmWalk<any>): number {
   const ops = walk.ops;
   const pt = walk.pt;
   const hasHandler = ops.pteEntry !== undefined;
   const hasInstall = ops.installPte !== undefined;
   const depth = realDepth(pt, 3);
   let err = 0;
-  const first = pt.pmdOffset(pud, addr);
+  const first = pt.pmdOffset(pud, start);
   // Entry k's pointer and address are derived from an integer k rather than carried around the
   // loop as doubles, which the optimiser may keep boxed (one heap number per pmd per walk).
-  const start = addr;
   const size = pt.PMD_SIZE;
   const base = Math.floor(start / size) * size;
   const folded = pt.geo.PTRS_PER_PMD === 1;
+  // end as a computed double (end <= 2^64 always), for the same reason: next merges it.
+  const last = Math.min(end, 2 ** 64);
   // Entries are read straight from the words: pmdOffset checked the table against memory (and a
   // folded pmd is the checked pud), so the bounds check of pt.lo/pt.hi would be spent again.
   const u32 = pt.u32;
@@ -260,11 +260,13 @@ function walkPmdRange(pud: number, addr: number, end: number, walk: MmWalk<any>)
   for (let k = 0; ; k++) {
     const pmd = first + k * 8;
     const i = (pmd - physBase) / 4;
-    addr = k === 0 ? start : base + k * size;
+    // Written as arithmetic, not `k === 0 ? start : …`: merging the parameter (a tagged value on
+    // entry) with a computed double makes the optimiser box the double on every iteration. Entry 0
+    // starts at start (maybe mid-entry), the others at their boundary, which lies above start.
+    const addr = Math.max(start, base + k * size);
     // pmd_addr_end, computed here rather than called: a call would box both addresses. A folded
     // level's addr_end returns end, so its loop runs once.
-    const boundary = base + (k + 1) * size;
-    const next = folded || boundary >= end ? end : boundary;
+    const next = folded ? last : Math.min(base + (k + 1) * size, last);
     // again:
     for (;;) {
       if (pt.pmdNone(u32[i]!, u32[i + 1]!)) {
@@ -301,7 +303,7 @@ function walkPmdRange(pud: number, addr: number, end: number, walk: MmWalk<any>)
       if (walk.action === ACTION_AGAIN) continue;
       break;
     }
-    if (next === end) return err;
+    if (next === last) return err;
   }
 }
 
