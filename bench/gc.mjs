@@ -13,7 +13,7 @@
 //  - V8's own log: every measuring process runs under `node --trace-gc --expose-gc`, and the
 //    Scavenge / Mark-Compact lines printed between the markers around each walk are counted;
 //  - a PerformanceObserver('gc') in that process, matching GC entries by time;
-//  - heapUsed, and the young generation's bytes in use, before and after (a full GC first, so the
+//  - heapUsed, and the young generation's bytes in use, before and after (a minor GC first, so the
 //    young generation starts empty: with no GC inside the window, its growth is what the walk
 //    allocated as objects; heapUsed also moves with the optimiser's code and is only reported).
 // One more walk each runs under V8's sampling heap profiler to name where the bytes come from.
@@ -85,14 +85,19 @@ async function child() {
   };
   const only = option('--walker', 'both');
   const walkers = only === 'both' ? all : { [only]: all[only] };
-  // Warm-up: the same code paths over the first 64K pages.
+  // Warm-up: the same code paths over the first 64K pages, then whole walks, so that the measured
+  // walks run the optimised code of the steady state rather than its tiering-up.
   const warmEnd = s.start + 65536 * s.m.geo.PAGE_SIZE;
   for (let i = 0; i < 5; i++) for (const w of Object.values(walkers)) w(s.start, warmEnd);
+  for (let i = 0; i < 2; i++) for (const w of Object.values(walkers)) w(s.start, s.end);
 
   const runs = [];
   for (const [name, w] of Object.entries(walkers)) {
     for (let r = 0; r < RUNS; r++) {
-      globalThis.gc();
+      // A minor GC empties the young generation. Not a full one: a full GC clears weakly held
+      // objects, which deoptimises the walker's code that embedded them, and the measured walk
+      // would then run (and allocate) in unoptimised code while it re-optimises.
+      globalThis.gc({ type: 'minor' });
       const label = `${name}#${r + 1}`;
       const heap0 = process.memoryUsage().heapUsed;
       const young0 = newSpaceUsed();

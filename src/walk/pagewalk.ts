@@ -13,7 +13,7 @@
 import type { Pgtable } from '../arch/pgtable';
 import { EINVAL, ENOMEM } from '../mm/errno';
 import { __p4dAlloc, __pmdAlloc, __pteAlloc, __pudAlloc, setPteAt } from '../mm/pgalloc';
-import { splitHugePmd, splitHugePud } from '../mm/huge-memory';
+import { pmdIsHuge, splitHugePmd, splitHugePud } from '../mm/huge-memory';
 import { hugePteOffset } from '../mm/hugetlb';
 import { pteMapsQuietly, pteOffsetMap } from '../mm/pte-map';
 import { lockdepAssertHeld } from '../mm/locks';
@@ -288,7 +288,11 @@ function walkPmdRange(pud: number, start: number, end: number, walk: MmWalk<any>
         const hi = u32[i + 1]!;
         if (pt.pmdPresent(lo, hi) && pt.pmdTransHuge(lo, hi)) break;
       }
-      if (walk.vma) splitHugePmd(walk.vma, pmd, addr);
+      // split_huge_pmd's test before its call, as the kernel's macro makes it: the call takes the
+      // address, which would be boxed for every pmd entry walked.
+      if (walk.vma) {
+        if (pmdIsHuge(walk.vma, pmd)) splitHugePmd(walk.vma, pmd, addr);
+      }
       else {
         const lo = u32[i]!;
         const hi = u32[i + 1]!;
