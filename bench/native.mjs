@@ -9,10 +9,11 @@
 // --translations N (VAs translated per image and round, default 2^20).
 //
 // mmulab's side runs in a child process per image (this file with --mmulab-worker DIR) that loads
-// the image once, walks it WARMUP_WALKS times untimed, and then walks it on request: a warm JIT, as
-// in a long-running user (the C walker has no warm-up to make), but not polluted by the other
-// geometries' walks (in one shared process the walker's call sites turn megamorphic
-// and whichever images come later run slower).
+// the image and its VA file once, runs each loop (the counting walk, the translations)
+// WARMUP_WALKS times untimed, and then runs them on request: a warm JIT, as in a long-running user
+// (the C walker has no warm-up to make), but not polluted by the other geometries' walks (in one
+// shared process the walker's call sites turn megamorphic and whichever images come later run
+// slower).
 import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
