@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WalkResult, countWalk, createCpu, imageCpuParams, loadImage, registersFor, saveImage } from '../dist/index.js';
 import { FIRST_PFN, defaultStart, denseSpace, pageSizeOf } from './fixtures.mjs';
+import { mulberry32 } from './prng.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -60,21 +61,6 @@ const FAULT_PAGES = 16;
 export const TRANSLATE_TARGET = 1.5;
 const TWO32 = 4294967296;
 const CHUNK = 4096;
-
-/**
- * mulberry32, the project's seeded generator (test/support/prng.ts has the tests' copy): numbers
- * in [0, 1), the same sequence for the same seed.
- */
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Write the VA file for a denseSpace(geometry, pages, start) image: `translations` VAs, each a

@@ -1,14 +1,5 @@
 /**
- * mulberry32: a small seeded pseudo-random generator for the tests' sampled and fuzzed cases, so
- * that a failure reproduces from its seed. Returns numbers in [0, 1).
+ * The tests' seeded generator: mulberry32 of bench/prng.mjs, one implementation for benchmarks and
+ * tests, so that a failure reproduces from its seed.
  */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../../bench/prng.mjs';
