@@ -21,11 +21,10 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { Machine, MmStruct, PhysMem, countWalk, geometry as geometryOf, mmapReadLock, walkPageRange } from '../dist/index.js';
+import { MAX_MEMORY, Machine, MmStruct, PhysMem, countWalk, geometry as geometryOf, mmapReadLock, walkPageRange } from '../dist/index.js';
 import { benchMachine, countingOps, mapPtes, newCounts, tablesSpanned } from './fixtures.mjs';
 
 /** Largest PhysMem: a Uint32Array over the whole buffer holds at most 2^32 elements. */
-const MAX_MEMORY = 2 ** 32 * 4;
 /** Memory the fixtures' machines keep beside the tables (init_mm, the zero page, slack). */
 const BOOT_BYTES = 16 * 2 ** 20;
 const GiB = 2 ** 30;

@@ -48,6 +48,11 @@ export class PhysMem {
     if (physBase + size > 2 ** 52) {
       throw new RangeError('physical memory must end at or below 2^52 (the largest physical address)');
     }
+    if (size > MAX_MEMORY) {
+      // The whole memory is viewed as one Uint32Array, and Node 20 (V8) caps a typed array at 2^32
+      // elements: a larger buffer would allocate, and then fail with V8's "Invalid typed array length".
+      throw new RangeError(`memory size ${size} bytes: at most ${MAX_MEMORY} (16 GiB, the 2^32-element limit of the Uint32Array that views it)`);
+    }
     this.buffer = opts.buffer ?? new SharedArrayBuffer(size);
     if (this.buffer.byteLength !== size) {
       throw new RangeError(`buffer of ${this.buffer.byteLength} bytes given for a memory of ${size}`);
@@ -143,3 +148,6 @@ export class PhysMem {
     return Math.floor(pa / FRAME_SIZE);
   }
 }
+/** The largest memory a PhysMem can hold: 2^32 32-bit words, the longest typed array Node 20 makes. */
+export const MAX_MEMORY = 2 ** 34;
+

@@ -148,3 +148,10 @@ describe('PhysMem: bad size or base is rejected', () => {
     expect(() => new PhysMem({ size: 2 * FRAME_SIZE, buffer: new SharedArrayBuffer(FRAME_SIZE) })).toThrow(/buffer of 4096 bytes/);
   });
 });
+
+describe('PhysMem: the 16 GiB limit', () => {
+  it('a memory above 2^34 bytes is refused with a message naming the limit, before any buffer is made', () => {
+    // 2^34 bytes = 2^32 32-bit words, the longest Uint32Array Node 20 makes.
+    expect(() => new PhysMem({ size: 2 ** 34 + 4096 })).toThrow(/at most 17179869184 \(16 GiB/);
+  });
+});

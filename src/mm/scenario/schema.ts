@@ -16,6 +16,8 @@
  * unmapped range) are left to the mm model, so a scenario can show the kernel's answer.
  */
 import { GEOMETRY_NAMES, geometry, type Geometry, type GeometryName } from '../../arch/geometry';
+// Largest machine: 16 GiB of emulated memory (PhysMem's limit).
+import { MAX_MEMORY } from '../../mem/physmem';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED,
@@ -186,8 +188,6 @@ const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 export const MAX_DATA_BYTES = 1 << 20;
 /** Pages one touch/swap_out/migrate may cover. */
 export const MAX_COUNT = 1 << 20;
-/** Largest machine: 16 GiB of emulated memory. */
-export const MAX_MEMORY = 16 * 2 ** 30;
 const MAX_STEPS = 1 << 20;
 /** Largest file with "fill": "pattern". */
 export const MAX_PATTERN_FILE = 256 * 2 ** 20;
