@@ -70,10 +70,16 @@ export class WalkResult {
    * paging-structure caches). A read outside emulated memory is recorded too, as the last entry,
    * with the value the walk saw: x86-64 all-ones (0xffffffff in both halves), ARM64 0 (the read
    * aborted and returned nothing).
+   *
+   * Typed arrays, written once per level of every walk: a store is then one bounds check and a raw
+   * write, with no elements-kind map check or boxing of halves at and above 2^31 (a plain array of
+   * numbers would hold them as doubles after the first one). Addresses are Float64Array (they go
+   * up to 2^52), the descriptor halves Uint32Array. Six entries: the deepest walk reads five
+   * (x86-64 5-level paging, ARM64 levels -1…3); `entries` says how many are this walk's.
    */
-  readonly entryAddrs: number[] = [0, 0, 0, 0, 0, 0];
-  readonly entryLo: number[] = [0, 0, 0, 0, 0, 0];
-  readonly entryHi: number[] = [0, 0, 0, 0, 0, 0];
+  readonly entryAddrs = new Float64Array(6);
+  readonly entryLo = new Uint32Array(6);
+  readonly entryHi = new Uint32Array(6);
   entries = 0;
 }
 

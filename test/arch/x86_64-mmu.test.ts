@@ -101,7 +101,7 @@ describe('SDM Vol.3A 4.5 4-level and 5-level paging: the walk', () => {
     expect(out.memRefs).toBe(4);
     expect(out.entries).toBe(4);
     // Entry addresses: table + index * 8.
-    expect(out.entryAddrs.slice(0, 4)).toEqual([0x17f0, 0x2240, 0x3d10, 0x4b38]);
+    expect(Array.from(out.entryAddrs.slice(0, 4))).toEqual([0x17f0, 0x2240, 0x3d10, 0x4b38]);
     expect(out.leafAddr).toBe(0x4b38);
   });
 
@@ -136,7 +136,7 @@ describe('SDM Vol.3A 4.5 4-level and 5-level paging: the walk', () => {
     expect(out.fault).toBeNull();
     expect(out.pa).toBe(0x7abc);
     expect(out.memRefs).toBe(5);
-    expect(out.entryAddrs.slice(0, 5)).toEqual([0x5528, 0x17f0, 0x2240, 0x3d10, 0x4b38]);
+    expect(Array.from(out.entryAddrs.slice(0, 5))).toEqual([0x5528, 0x17f0, 0x2240, 0x3d10, 0x4b38]);
   });
 
   it('4.5.2 / 4.10.1: with CR4.PCIDE = 1, CR3[11:0] is the PCID and not part of the root', () => {
@@ -555,7 +555,7 @@ describe('SDM Vol.3A 4.8 accessed and dirty flags', () => {
     s.mmu.walk(0x0000_7f12, 0x3456_7abc, 'read', true, false, out);
     expect(out.leafLo).toBe(0x7027);
     expect(out.dirty).toBe(false);
-    expect(out.entryLo.slice(0, 4)).toEqual([0x2027, 0x3027, 0x4027, 0x7027]);
+    expect(Array.from(out.entryLo.slice(0, 4))).toEqual([0x2027, 0x3027, 0x4027, 0x7027]);
     s.mmu.walk(0x0000_7f12, 0x3456_7abc, 'write', true, false, out);
     expect(out.leafLo).toBe(0x7067);
     expect(out.dirty).toBe(true);

@@ -75,7 +75,7 @@ describe('descriptors pointing outside physical memory', () => {
     expect(out.fault).toBe('reserved');
     expect(out.entries).toBe(2);
     expect(out.memRefs).toBe(2);
-    expect(out.entryAddrs.slice(0, 2)).toEqual([0x1008, 0x10_0000_0000]);
+    expect(Array.from(out.entryAddrs.slice(0, 2))).toEqual([0x1008, 0x10_0000_0000]);
     expect([out.entryLo[1], out.entryHi[1]]).toEqual([0xffff_ffff, 0xffff_ffff]);
   });
 
@@ -204,7 +204,7 @@ describe('tables that point to themselves: a hand-made loop ends where the level
     cpu.access(0, 0x123, 'read', false, out);
     expect(out.fault).toBeNull();
     expect([out.level, out.pa, out.pageSize, out.entries]).toEqual([1, 0x1123, 4096, 4]);
-    expect(out.entryAddrs.slice(0, 4)).toEqual([0x1000, 0x1000, 0x1000, 0x1000]);
+    expect(Array.from(out.entryAddrs.slice(0, 4))).toEqual([0x1000, 0x1000, 0x1000, 0x1000]);
   });
 
   it('self-referencing table (x86-64) through the CLI: translate, walk (512 PML4 + 3 × 512 slots, one leaf, checksum 0x1), dump (one 4K range)', async () => {

@@ -47,22 +47,47 @@ export interface Arm64MmuOptions {
   readonly idAa64mmfr2?: bigint;
 }
 
-const TWO32 = 4294967296;
-const TWO48 = 281474976710656;
-const TWO50 = 1125899906842624;
-/** 2^n for n = 0…63, so the walk never calls Math.pow. */
-const POW2 = new Float64Array(64);
-for (let i = 0; i < 64; i++) POW2[i] = 2 ** i;
-
-// ESR_ELx ISS DFSC/IFSC (Arm ARM D24, ESR_EL1): the two low bits are the lookup level 0…3.
-const FSC_ADDRESS_SIZE = 0x00; // 0b0000LL
-const FSC_TRANSLATION = 0x04; // 0b0001LL
-const FSC_ACCESS_FLAG = 0x08; // 0b0010LL
-const FSC_PERMISSION = 0x0c; // 0b0011LL
-const FSC_ADDRESS_SIZE_LM1 = 0x29; // 0b101001: Address size fault, level -1 (FEAT_LPA2)
-const FSC_TRANSLATION_LM1 = 0x2b; // 0b101011: Translation fault, level -1 (FEAT_LPA2)
-const FSC_EXTERNAL_ABORT_WALK = 0x14; // 0b0101LL: synchronous External abort on translation table walk
-const FSC_EXTERNAL_ABORT_WALK_LM1 = 0x13; // 0b010011: the same at level -1 (FEAT_LPA2)
+/**
+ * The walk's constants as a const enum, so that the bundler writes each value into the code that
+ * uses it: a module-level `const` becomes a `var`, i.e. a context load and a type check at every
+ * use in optimised code (the same pattern as src/arch/arm64/linux.ts).
+ */
+const enum E {
+  TWO31 = 2147483648,
+  TWO32 = 4294967296,
+  TWO48 = 281474976710656,
+  TWO50 = 1125899906842624,
+  // ESR_ELx ISS DFSC/IFSC (Arm ARM D24, ESR_EL1): the two low bits are the lookup level 0…3.
+  FSC_ADDRESS_SIZE = 0x00, // 0b0000LL
+  FSC_TRANSLATION = 0x04, // 0b0001LL
+  FSC_ACCESS_FLAG = 0x08, // 0b0010LL
+  FSC_PERMISSION = 0x0c, // 0b0011LL
+  FSC_ADDRESS_SIZE_LM1 = 0x29, // 0b101001: Address size fault, level -1 (FEAT_LPA2)
+  FSC_TRANSLATION_LM1 = 0x2b, // 0b101011: Translation fault, level -1 (FEAT_LPA2)
+  FSC_EXTERNAL_ABORT_WALK = 0x14, // 0b0101LL: synchronous External abort on translation table walk
+  FSC_EXTERNAL_ABORT_WALK_LM1 = 0x13, // 0b010011: the same at level -1 (FEAT_LPA2)
+  // Descriptor bits (Arm ARM D8.3), low word: valid, table/page, AttrIndx[2:0] at 4:2, AP[1],
+  // AP[2], AF, nG; high word (bit - 32): DBM (51), Contiguous (52), PXN (53), UXN (54).
+  VALID = 0x1,
+  TABLE = 0x2,
+  AP1 = 0x40,
+  AP2 = 0x80,
+  AF = 0x400,
+  NG = 0x800,
+  DBM_HI = 0x80000,
+  CONTIG_HI = 0x100000,
+  PXN_HI = 0x200000,
+  UXN_HI = 0x400000,
+  /** VA bit 55 (bit 23 of the high word): TTBR0 or TTBR1. */
+  VA55_HI = 0x800000,
+  // mmu-types.ts PERM_R / PERM_W / PERM_X (checked equal below, at load).
+  PERM_R = 1,
+  PERM_W = 2,
+  PERM_X = 4,
+}
+if (E.PERM_R !== PERM_R || E.PERM_W !== PERM_W || E.PERM_X !== PERM_X) {
+  throw new Error('arm64/mmu.ts: E.PERM_* differ from mmu-types.ts PERM_*');
+}
 
 /** ID_AA64MMFR0_EL1.PARange → bits (0b0111, 56 bits, needs FEAT_D128: capped at 52 here). */
 const PA_RANGE_BITS = [32, 36, 40, 42, 44, 48, 52, 52];
@@ -136,13 +161,13 @@ class HalfRegime {
   sh = 0;
   /** Output address size (AArch64.PhysicalAddressSize) and 2^oaSize. */
   oaSize = 48;
-  oaLimit = TWO48;
+  oaLimit: number = E.TWO48;
   /** Where OA bits above 47 come from: 0 nowhere, 1 descriptor[15:12] (64KB, FEAT_LPA), 2 descriptor[9:8] and [49:48] (DS). */
   hi52 = 0;
   /** Descriptor address field in the hi word: bits [47:32], or [49:32] with DS. */
   hiAddrMask = 0xffff;
-  /** Descriptor address field in the lo word: bits [31:granuleBits]. */
-  granLoMask = 0xfffff000;
+  /** Descriptor address field in the lo word: bits [31:granuleBits], as an int32 (used only with `&`). */
+  granLoMask = ~0xfff;
   /** Shallowest level where a block descriptor is allowed (AArch64.BlockDescSupported); deepest is 2. */
   blockMin = 1;
   /** The start table's physical address (AArch64.S1TTBaseAddress) and whether it is beyond the OA size. */
@@ -203,8 +228,11 @@ export class Arm64Mmu implements Mmu {
   /** The same memory as 64-bit words: the hardware's descriptor update is a 64-bit compare-exchange. */
   private readonly u64: BigUint64Array;
   private readonly view: DataView;
-  private readonly physBase: number;
-  private readonly physEnd: number;
+  /**
+   * Physical memory's [physBase, physEnd): read from a Float64Array they are float64 values for
+   * the optimiser, where number fields are tagged values converted at every use in the walk's loop.
+   */
+  private readonly physBounds: Float64Array;
   private readonly features: Features;
   private readonly regs = new Map<Arm64MmuRegister, bigint>();
 
@@ -233,8 +261,7 @@ export class Arm64Mmu implements Mmu {
     this.u32 = mem.u32;
     this.u64 = mem.u64;
     this.view = mem.view;
-    this.physBase = mem.physBase;
-    this.physEnd = mem.physEnd;
+    this.physBounds = new Float64Array([mem.physBase, mem.physEnd]);
     this.features = featuresOf(opts);
     for (const [name, value] of Object.entries(regs)) this.regs.set(checkName(name), checkValue(name, value));
     if (!this.regs.has('tcr_el1')) throw new RangeError('arm64 MMU: register tcr_el1 is missing (it selects the translation regime)');
@@ -305,7 +332,7 @@ export class Arm64Mmu implements Mmu {
     r.granuleBits = g;
     r.stride = g - 3;
     r.strideMask = (1 << r.stride) - 1;
-    r.granLoMask = ~((1 << g) - 1) >>> 0;
+    r.granLoMask = ~((1 << g) - 1);
     const lpa2 = g === 12 ? f.lpa2Gran4 : g === 14 ? f.lpa2Gran16 : false;
     // TCR_EL1.DS only means something with FEAT_LPA2 and the 4KB/16KB granules.
     r.ds = lpa2 && bit(tcr, 59);
@@ -324,9 +351,10 @@ export class Arm64Mmu implements Mmu {
     r.startIdxMask = 2 ** (r.iaSize - r.startShift) - 1;
 
     // AArch64.VAIsOutOfRange: bits [addrtop:iasize] must all equal bit 55.
-    r.hiMaskFull = r.iaSize >= 32 ? ~((2 ** (r.iaSize - 32) - 1) | 0) >>> 0 : 0xffffffff;
-    r.hiMaskTbi = (r.hiMaskFull & 0x00ffffff) >>> 0;
-    r.loMask = r.iaSize >= 32 ? 0 : ~((1 << r.iaSize) - 1) >>> 0;
+    // Kept as int32 values (bit 31 negative): the walk compares them with `vaHi & mask` directly.
+    r.hiMaskFull = r.iaSize >= 32 ? ~((2 ** (r.iaSize - 32) - 1) | 0) : -1;
+    r.hiMaskTbi = r.hiMaskFull & 0x00ffffff;
+    r.loMask = r.iaSize >= 32 ? 0 : ~((1 << r.iaSize) - 1);
 
     // AArch64.PhysicalAddressSize: IPS capped by PAMax, and at 48 bits unless FEAT_LPA with the
     // 64KB granule or FEAT_LPA2.
@@ -388,61 +416,51 @@ export class Arm64Mmu implements Mmu {
    * AArch64.S1Walk set fault.level = 0 for them, also when the walk would start at level -1 or 1-2.
    */
   walk(vaHi: number, vaLo: number, access: AccessKind, user: boolean, debug: boolean, out: WalkResult): void {
-    vaHi >>>= 0;
-    vaLo >>>= 0;
-    out.fault = null;
-    out.code = 0;
-    out.level = 0;
-    out.pa = 0;
-    out.pageBase = 0;
-    out.pageSize = 0;
-    out.permUser = 0;
-    out.permPriv = 0;
-    out.global = false;
-    out.contiguous = false;
-    out.leafLo = 0;
-    out.leafHi = 0;
-    out.leafAddr = 0;
-    out.dirty = false;
-    out.pkey = 0;
-    out.attrIndx = 0;
-    out.memRefs = 0;
-    out.entries = 0;
-
-    if (!this.mmuOn) {
+    // Every exit below writes every field of `out` (fault() for the faults), so the result is not
+    // reset up front. vaHi / vaLo are only used with bitwise operators (which take them modulo
+    // 2^32) except once, where vaLo is made unsigned.
+    if (this.mmuOn !== true) {
       this.walkDisabled(vaHi, vaLo, access, out);
       return;
     }
     const fetch = access === 'exec';
     // D8.1: VA bit 55 selects TTBR0 (0) or TTBR1 (1), whatever TBI says.
-    const upper = (vaHi & 0x00800000) !== 0;
+    const upper = (vaHi & E.VA55_HI) !== 0;
     const r = upper ? this.r1 : this.r0;
 
     // AArch64.S1Translate: TxSZ out of range, then VA out of range, are level 0 Translation faults
     // (before any table is read; the pseudocode sets fault.level = 0 even when level -1 exists).
-    if (r.txszFault) return fault(out, 'translation', 0);
+    if (r.txszFault) return fault(out, 'translation', 0, 0, 0);
     // AArch64.AddrTop: TBIn ignores bits 63:56, except for instruction fetches when TBIDn = 1.
+    // The masks are int32 (HalfRegime), so the comparison needs no unsigned conversion.
     const hm = r.tbi && !(fetch && r.tbid) ? r.hiMaskTbi : r.hiMaskFull;
     const lm = r.loMask;
-    if ((vaHi & hm) >>> 0 !== (upper ? hm : 0) || (vaLo & lm) >>> 0 !== (upper ? lm : 0)) {
-      return fault(out, 'translation', 0);
+    if ((vaHi & hm) !== (upper ? hm : 0) || (vaLo & lm) !== (upper ? lm : 0)) {
+      return fault(out, 'translation', 0, 0, 0);
     }
     // AArch64.S1Walk: EPDn = 1 is a level 0 Translation fault; a start table beyond the OA size a
     // level 0 Address size fault.
-    if (!r.enabled) return fault(out, 'translation', 0);
-    if (r.baseFault) return fault(out, 'address_size', 0);
+    if (!r.enabled) return fault(out, 'translation', 0, 0, 0);
+    if (r.baseFault) return fault(out, 'address_size', 0, 0, 0);
 
     const u32 = this.u32;
-    const physBase = this.physBase;
-    const physEnd = this.physEnd;
-    const ee = this.ee;
+    const physBounds = this.physBounds;
+    const physBase = physBounds[0]!;
+    const physEnd = physBounds[1]!;
+    // `=== true` on the boolean fields: a comparison with a constant is all the optimiser needs to
+    // branch, where a field read as such is converted by the generic ToBoolean at every use.
+    const ee = this.ee === true;
     const stride = r.stride;
     const strideMask = r.strideMask;
     const hiAddrMask = r.hiAddrMask;
     const granLoMask = r.granLoMask;
     const hi52 = r.hi52;
     const oaLimit = r.oaLimit;
-    const hpd = r.hpd;
+    const hpd = r.hpd === true;
+    const entryAddrs = out.entryAddrs;
+    const entryLo = out.entryLo;
+    const entryHi = out.entryHi;
+    const traceMax = entryAddrs.length;
 
     let level = r.startLevel;
     let shift = r.startShift;
@@ -465,15 +483,12 @@ export class Arm64Mmu implements Mmu {
         // as a synchronous External abort on translation table walk at this lookup level
         // (AArch64.S1Walk → FetchDescriptor; ESR_ELx DFSC 0b0101LL, 0b010011 at level -1). The
         // aborted read is recorded as an entry that returned nothing (0).
-        if (n < 6) {
-          out.entryAddrs[n] = addr;
-          out.entryLo[n] = 0;
-          out.entryHi[n] = 0;
+        if (n < traceMax) {
+          entryAddrs[n] = addr;
+          entryLo[n] = 0;
+          entryHi[n] = 0;
         }
-        n++;
-        out.memRefs = refs + 1;
-        out.entries = n;
-        return fault(out, 'external_abort', level);
+        return fault(out, 'external_abort', level, refs + 1, n + 1);
       }
       const off = addr - physBase;
       let lo: number;
@@ -488,24 +503,22 @@ export class Arm64Mmu implements Mmu {
         hi = u32[i + 1]!;
       }
       refs++;
-      if (n < 6) {
-        out.entryAddrs[n] = addr;
-        out.entryLo[n] = lo;
-        out.entryHi[n] = hi;
+      if (n < traceMax) {
+        entryAddrs[n] = addr;
+        entryLo[n] = lo;
+        entryHi[n] = hi;
       }
       n++;
-      out.memRefs = refs;
-      out.entries = n;
 
       // AArch64.DecodeDescriptorType: bit 0 clear is invalid.
-      if ((lo & 1) === 0) return fault(out, 'translation', level);
-      if ((lo & 2) !== 0 && level < 3) {
+      if ((lo & E.VALID) === 0) return fault(out, 'translation', level, refs, n);
+      if ((lo & E.TABLE) !== 0 && level < 3) {
         // Table descriptor (D8.3.1): next-level table address, then the next level's controls.
-        let next = (hi & hiAddrMask) * TWO32 + ((lo & granLoMask) >>> 0);
-        if (hi52 === 1) next += ((lo >>> 12) & 0xf) * TWO48;
-        else if (hi52 === 2) next += ((lo >>> 8) & 3) * TWO50;
+        let next = (hi & hiAddrMask) * E.TWO32 + ((lo & granLoMask) >>> 0);
+        if (hi52 === 1) next += ((lo >>> 12) & 0xf) * E.TWO48;
+        else if (hi52 === 2) next += ((lo >>> 8) & 3) * E.TWO50;
         // AArch64.S1Walk "Detect Address Size Fault by Descriptor Address": the table descriptor's level.
-        if (next >= oaLimit) return fault(out, 'address_size', level);
+        if (next >= oaLimit) return fault(out, 'address_size', level, refs, n);
         // D8.4.2 hierarchical controls: bits 62:61 APTable, 60 UXNTable, 59 PXNTable (ignored with HPD).
         if (!hpd) tableBits |= (hi >>> 29) & 3 | (((hi >>> 28) & 1) << 2) | (((hi >>> 27) & 1) << 3);
         table = next;
@@ -515,7 +528,7 @@ export class Arm64Mmu implements Mmu {
         continue;
       }
       // A page at level 3 is 0b11; 0b01 at level 3 is reserved; a block (0b01) only where allowed.
-      if (level === 3 ? (lo & 2) === 0 : level < r.blockMin) return fault(out, 'translation', level);
+      if (level === 3 ? (lo & E.TABLE) === 0 : level < r.blockMin) return fault(out, 'translation', level, refs, n);
 
       // Leaf: AArch64.LeafBase aligns the descriptor's address field to the block/page size.
       let hiA = hi & hiAddrMask;
@@ -526,28 +539,28 @@ export class Arm64Mmu implements Mmu {
       } else {
         loA = ((loA >>> shift) << shift) >>> 0;
       }
-      let pageBase = hiA * TWO32 + loA;
-      if (hi52 === 1) pageBase += ((lo >>> 12) & 0xf) * TWO48;
-      else if (hi52 === 2) pageBase += ((lo >>> 8) & 3) * TWO50;
+      let pageBase = hiA * E.TWO32 + loA;
+      if (hi52 === 1) pageBase += ((lo >>> 12) & 0xf) * E.TWO48;
+      else if (hi52 === 2) pageBase += ((lo >>> 8) & 3) * E.TWO50;
       // AArch64.S1Walk "Detect Address Size Fault by final output".
-      if (pageBase >= oaLimit) return fault(out, 'address_size', level);
+      if (pageBase >= oaLimit) return fault(out, 'address_size', level, refs, n);
       // Check descriptor AF bit: an Access flag fault unless the hardware manages it (HA).
-      const af = (lo & 0x400) !== 0;
-      if (!af && !this.ha) return fault(out, 'access_flag', level);
+      const af = (lo & E.AF) !== 0;
+      if (!af && this.ha !== true) return fault(out, 'access_flag', level, refs, n);
 
       // AArch64.S1ApplyOutputPerms: with HA and HD, DBM = 1 makes the effective AP[2] 0.
-      const ap2 = (lo & 0x80) !== 0;
-      const dbm = this.hd && (hi & 0x80000) !== 0;
-      const ap1 = (lo & 0x40) !== 0;
+      const ap2 = (lo & E.AP2) !== 0;
+      const dbm = this.hd === true && (hi & E.DBM_HI) !== 0;
+      const ap1 = (lo & E.AP1) !== 0;
       // AArch64.S1DirectBasePermissions: AP[2:1], then APTable, then the execute-never bits.
       const ur = ap1 && (tableBits & 1) === 0;
       const pw = !(ap2 && !dbm) && (tableBits & 2) === 0;
       const uw = ur && pw;
-      let ux = (hi & 0x400000) === 0 && (tableBits & 4) === 0; // UXN, bit 54
+      let ux = (hi & E.UXN_HI) === 0 && (tableBits & 4) === 0; // UXN, bit 54
       // EL0-writable locations are never executable at EL1 (implicit PXN).
-      let px = (hi & 0x200000) === 0 && (tableBits & 8) === 0 && !uw; // PXN, bit 53
+      let px = (hi & E.PXN_HI) === 0 && (tableBits & 8) === 0 && !uw; // PXN, bit 53
       // SCTLR_EL1.WXN: writable at an EL means not executable at that EL.
-      if (this.wxn) {
+      if (this.wxn === true) {
         if (uw) ux = false;
         if (pw) px = false;
       }
@@ -558,8 +571,8 @@ export class Arm64Mmu implements Mmu {
         ux = false;
         px = false;
       }
-      const permUser = (ur ? PERM_R : 0) | (uw ? PERM_W : 0) | (ux ? PERM_X : 0);
-      const permPriv = PERM_R | (pw ? PERM_W : 0) | (px ? PERM_X : 0);
+      const permUser = (ur ? E.PERM_R : 0) | (uw ? E.PERM_W : 0) | (ux ? E.PERM_X : 0);
+      const permPriv = E.PERM_R | (pw ? E.PERM_W : 0) | (px ? E.PERM_X : 0);
 
       let ok: boolean;
       if (fetch) ok = user ? ux : px;
@@ -569,7 +582,7 @@ export class Arm64Mmu implements Mmu {
         const panHit = this.pan && (ur || uw || (this.epan && ux));
         ok = !panHit && (access === 'write' ? pw : true);
       }
-      if (!ok) return fault(out, 'permission', level);
+      if (!ok) return fault(out, 'permission', level, refs, n);
 
       // D8.5: set AF, and on a write clear AP[2] of a DBM page, in one atomic update of the
       // descriptor read; never in a debug walk. The update is a compare-exchange of the whole
@@ -581,8 +594,8 @@ export class Arm64Mmu implements Mmu {
       // after that would make a write-protected page writable again. The bigint compare-exchange
       // runs only when a descriptor's AF or dirty state is first set, not on ordinary walks.
       if (!debug) {
-        let newLo = lo | 0x400;
-        if (dbm && ap2 && access === 'write') newLo &= ~0x80;
+        let newLo = lo | E.AF;
+        if (dbm && ap2 && access === 'write') newLo &= ~E.AP2;
         newLo >>>= 0;
         if (newLo !== lo) {
           // In memory the u64 word is the descriptor's little-endian bytes; with EE = 1 its bytes
@@ -590,31 +603,37 @@ export class Arm64Mmu implements Mmu {
           const expected = ee ? (BigInt(bswap32(lo)) << 32n) | BigInt(bswap32(hi)) : (BigInt(hi) << 32n) | BigInt(lo);
           const replace = ee ? (BigInt(bswap32(newLo)) << 32n) | BigInt(bswap32(hi)) : (BigInt(hi) << 32n) | BigInt(newLo);
           if (Atomics.compareExchange(this.u64, off / 8, expected, replace) !== expected) {
+            // Read the descriptor again at the same level: it replaces this entry of the trace.
             n--;
-            out.entries = n;
             continue;
           }
           lo = newLo;
         }
       }
 
-      const pageSize = POW2[shift]!;
+      // 2^shift, in int32 arithmetic below 2^31 (shift is at most 48: level -1 with the 4KB granule).
+      const pageSize = shift < 31 ? 1 << shift : (1 << (shift - 31)) * E.TWO31;
       const offset =
-        shift >= 32 ? (vaHi & ((1 << (shift - 32)) - 1)) * TWO32 + vaLo : (vaLo & ((1 << shift) - 1)) >>> 0;
+        shift >= 32 ? (vaHi & ((1 << (shift - 32)) - 1)) * E.TWO32 + (vaLo >>> 0) : (vaLo & ((1 << shift) - 1)) >>> 0;
+      out.fault = null;
+      out.code = 0;
       out.level = level;
       out.pageBase = pageBase;
       out.pageSize = pageSize;
       out.pa = pageBase + offset;
       out.permUser = permUser;
       out.permPriv = permPriv;
-      out.global = (lo & 0x800) === 0;
-      out.contiguous = (hi & 0x100000) !== 0;
+      out.global = (lo & E.NG) === 0;
+      out.contiguous = (hi & E.CONTIG_HI) !== 0;
       out.leafLo = lo;
       out.leafHi = hi;
       out.leafAddr = addr;
       // The descriptor as now in memory permits writes without a dirty-state update: AP[2] = 0.
-      out.dirty = (lo & 0x80) === 0;
+      out.dirty = (lo & E.AP2) === 0;
+      out.pkey = 0;
       out.attrIndx = attrIndx;
+      out.memRefs = refs;
+      out.entries = n;
       return;
     }
   }
@@ -625,18 +644,31 @@ export class Arm64Mmu implements Mmu {
    * and executable.
    */
   private walkDisabled(vaHi: number, vaLo: number, access: AccessKind, out: WalkResult): void {
-    const upper = (vaHi & 0x00800000) !== 0;
+    const upper = (vaHi & E.VA55_HI) !== 0;
     const r = upper ? this.r1 : this.r0;
     const top = r.tbi && !(access === 'exec' && r.tbid) ? 0x00ffffff : 0xffffffff;
     const paBitsHi = this.features.paMax - 32;
     const allowed = (2 ** paBitsHi - 1) >>> 0;
-    if ((vaHi & top & ~allowed) >>> 0 !== 0) return fault(out, 'address_size', 0);
-    out.pageBase = (vaHi & allowed) * TWO32 + ((vaLo & 0xfffff000) >>> 0);
-    out.pa = out.pageBase + (vaLo & 0xfff);
+    if ((vaHi & top & ~allowed) >>> 0 !== 0) return fault(out, 'address_size', 0, 0, 0);
+    const pageBase = (vaHi & allowed) * E.TWO32 + ((vaLo & 0xfffff000) >>> 0);
+    out.fault = null;
+    out.code = 0;
+    out.level = 0;
+    out.pageBase = pageBase;
+    out.pa = pageBase + (vaLo & 0xfff);
     out.pageSize = 4096;
-    out.permUser = PERM_R | PERM_W | PERM_X;
-    out.permPriv = PERM_R | PERM_W | PERM_X;
+    out.permUser = E.PERM_R | E.PERM_W | E.PERM_X;
+    out.permPriv = E.PERM_R | E.PERM_W | E.PERM_X;
+    out.global = false;
+    out.contiguous = false;
+    out.leafLo = 0;
+    out.leafHi = 0;
+    out.leafAddr = 0;
     out.dirty = true;
+    out.pkey = 0;
+    out.attrIndx = 0;
+    out.memRefs = 0;
+    out.entries = 0;
   }
 
   translate(va: bigint, access: AccessKind, user: boolean, opts: TranslateOptions = {}): TranslateOutcome {
@@ -685,26 +717,44 @@ export class Arm64Mmu implements Mmu {
   }
 }
 
-/** Record a fault (ESR_ELx DFSC/IFSC with the lookup level). */
-function fault(out: WalkResult, kind: Arm64FaultKind, level: number): void {
+/**
+ * Record a fault (ESR_ELx DFSC/IFSC with the lookup level) after `reads` descriptor reads and
+ * `entries` trace entries; a faulting walk gives no translation, so every leaf field is cleared.
+ */
+function fault(out: WalkResult, kind: Arm64FaultKind, level: number, reads: number, entries: number): void {
   out.fault = kind;
   out.level = level;
   switch (kind) {
     case 'address_size':
-      out.code = level < 0 ? FSC_ADDRESS_SIZE_LM1 : FSC_ADDRESS_SIZE | level;
+      out.code = level < 0 ? E.FSC_ADDRESS_SIZE_LM1 : E.FSC_ADDRESS_SIZE | level;
       break;
     case 'translation':
-      out.code = level < 0 ? FSC_TRANSLATION_LM1 : FSC_TRANSLATION | level;
+      out.code = level < 0 ? E.FSC_TRANSLATION_LM1 : E.FSC_TRANSLATION | level;
       break;
     case 'access_flag':
-      out.code = FSC_ACCESS_FLAG | level;
+      out.code = E.FSC_ACCESS_FLAG | level;
       break;
     case 'external_abort':
-      out.code = level < 0 ? FSC_EXTERNAL_ABORT_WALK_LM1 : FSC_EXTERNAL_ABORT_WALK | level;
+      out.code = level < 0 ? E.FSC_EXTERNAL_ABORT_WALK_LM1 : E.FSC_EXTERNAL_ABORT_WALK | level;
       break;
     default:
-      out.code = FSC_PERMISSION | level;
+      out.code = E.FSC_PERMISSION | level;
   }
+  out.pa = 0;
+  out.pageBase = 0;
+  out.pageSize = 0;
+  out.permUser = 0;
+  out.permPriv = 0;
+  out.global = false;
+  out.contiguous = false;
+  out.leafLo = 0;
+  out.leafHi = 0;
+  out.leafAddr = 0;
+  out.dirty = false;
+  out.pkey = 0;
+  out.attrIndx = 0;
+  out.memRefs = reads;
+  out.entries = entries;
 }
 
 function bswap32(x: number): number {

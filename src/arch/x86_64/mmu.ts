@@ -28,15 +28,66 @@ import {
   type Mmu,
   type TranslateOptions,
   type TranslateOutcome,
+  type X86FaultKind,
 } from '../mmu-types';
 
+/**
+ * The walk's constants as a const enum, so that the bundler writes each value into the code that
+ * uses it: a module-level `const` becomes a `var`, i.e. a context load and a type check at every
+ * use in optimised code, and these masks are used several times per entry walked (the same pattern
+ * as src/arch/x86_64/linux.ts). Masks with bit 31 set are written as their int32 value (~0xfff is
+ * 0xffff_f000): they are only ever used with bitwise operators, and a small integer constant needs
+ * no conversion where 0xffff_f000 (a heap number) would. The named exports keep the values for
+ * other modules.
+ */
+const enum E {
+  // #PF error-code bits, SDM Vol.3A §4.7 (Figure 4-12).
+  PF_P = 0x1,
+  PF_WR = 0x2,
+  PF_US = 0x4,
+  PF_RSVD = 0x8,
+  PF_ID = 0x10,
+  PF_PK = 0x20,
+  // Paging-structure entry bits in the low word (SDM Tables 4-15 … 4-20).
+  P = 0x1,
+  RW = 0x2,
+  US = 0x4,
+  PWT = 0x8,
+  PCD = 0x10,
+  A = 0x20,
+  D = 0x40,
+  PS = 0x80, // PS in PDPTE/PDE; PAT in a PTE
+  G = 0x100,
+  PAT_LARGE = 0x1000, // PAT of a 2-MByte or 1-GByte leaf
+  /** Bits 20:13 of a PDE that maps a 2-MByte page are reserved (Table 4-18). */
+  RSVD_2M_LO = 0x001f_e000,
+  /** Bits 29:13 of a PDPTE that maps a 1-GByte page are reserved (Table 4-16). */
+  RSVD_1G_LO = 0x3fff_e000,
+  /** Address bits 31:12 / 31:21 / 31:30 of the low word (0xffff_f000, 0xffe0_0000, 0xc000_0000). */
+  ADDR_4K_LO = ~0xfff,
+  ADDR_2M_LO = ~0x1f_ffff,
+  ADDR_1G_LO = ~0x3fff_ffff,
+  /** XD, bit 63: bit 31 of the high word (0x8000_0000). */
+  XD_HI = ~0x7fff_ffff,
+  TWO32 = 4294967296,
+  /** 2^30: a high-word address bit count of u32 words (address / 4 = hi * 2^32 / 4 + lo / 4). */
+  WORDS_PER_HI = 1073741824,
+  // mmu-types.ts PERM_R / PERM_W / PERM_X (checked equal below, at load).
+  PERM_R = 1,
+  PERM_W = 2,
+  PERM_X = 4,
+}
+if (E.PERM_R !== PERM_R || E.PERM_W !== PERM_W || E.PERM_X !== PERM_X) {
+  throw new Error('x86_64/mmu.ts: E.PERM_* differ from mmu-types.ts PERM_*');
+}
+
 /** #PF error-code bits, SDM Vol.3A §4.7 (Figure 4-12). */
-export const PF_P = 0x1;
-export const PF_WR = 0x2;
-export const PF_US = 0x4;
-export const PF_RSVD = 0x8;
-export const PF_ID = 0x10;
-export const PF_PK = 0x20;
+export const PF_P: number = E.PF_P;
+export const PF_WR: number = E.PF_WR;
+export const PF_US: number = E.PF_US;
+export const PF_RSVD: number = E.PF_RSVD;
+export const PF_ID: number = E.PF_ID;
+export const PF_PK: number = E.PF_PK;
 
 /** Bits of X86Mmu.accessState: CR0.WP, EFER.NXE, CR4.SMEP, CR4.SMAP, CR4.PKE, RFLAGS.AC, CR4.PGE. */
 export const ACCESS_WP = 0x1;
@@ -46,26 +97,6 @@ export const ACCESS_SMAP = 0x8;
 export const ACCESS_PKE = 0x10;
 export const ACCESS_AC = 0x20;
 export const ACCESS_PGE = 0x40;
-
-// Paging-structure entry bits in the low word (SDM Tables 4-15 … 4-20).
-const P = 0x1;
-const RW = 0x2;
-const US = 0x4;
-const PWT = 0x8;
-const PCD = 0x10;
-const A = 0x20;
-const D = 0x40;
-const PS = 0x80; // PS in PDPTE/PDE; PAT in a PTE
-const G = 0x100;
-const PAT_LARGE = 0x1000; // PAT of a 2-MByte or 1-GByte leaf
-/** Bits 20:13 of a PDE that maps a 2-MByte page are reserved (Table 4-18). */
-const RSVD_2M_LO = 0x001f_e000;
-/** Bits 29:13 of a PDPTE that maps a 1-GByte page are reserved (Table 4-16). */
-const RSVD_1G_LO = 0x3fff_e000;
-const ADDR_4K_LO = 0xffff_f000;
-const ADDR_2M_LO = 0xffe0_0000;
-const ADDR_1G_LO = 0xc000_0000;
-const TWO32 = 4294967296;
 
 // Control-register bits (SDM Vol.3A §2.5, §2.2.1).
 const CR0_WP = 1n << 16n;
@@ -216,7 +247,8 @@ export class X86Mmu implements Mmu {
     this.ac = (this.regs.get('rflags')! & RFLAGS_AC) !== 0n;
     this.pkru = Number(this.regs.get('pkru')!);
     // §4.5.4 / Table 4-15…4-20: XD (bit 63) is reserved when IA32_EFER.NXE = 0.
-    this.rsvdHi = (this.rsvdAddrHi | (this.nxe ? 0 : 0x8000_0000)) >>> 0;
+    // Kept as an int32 (bit 31 negative): it is only ANDed with an entry's high word.
+    this.rsvdHi = this.rsvdAddrHi | (this.nxe ? 0 : E.XD_HI);
   }
 
   /** The current PCID (CR3[11:0] with CR4.PCIDE = 1, else 0): the TLB tags entries with it. */
@@ -272,42 +304,27 @@ export class X86Mmu implements Mmu {
    *    walk's A/D update applied to entryLo; memRefs = entries = descriptors read.
    */
   walk(vaHi: number, vaLo: number, access: AccessKind, user: boolean, debug: boolean, out: WalkResult): void {
-    out.fault = null;
-    out.code = 0;
-    out.pa = 0;
-    out.pageBase = 0;
-    out.pageSize = 0;
-    out.permUser = 0;
-    out.permPriv = 0;
-    out.global = false;
-    out.contiguous = false;
-    out.leafLo = 0;
-    out.leafHi = 0;
-    out.leafAddr = 0;
-    out.dirty = false;
-    out.pkey = 0;
-    out.attrIndx = 0;
-    out.memRefs = 0;
-    out.entries = 0;
-
+    // Every exit below writes every field of `out` (noLeaf for the faults before a leaf), so the
+    // result is not reset up front.
     const top = this.levels;
     // §3.3.7.1 / §4.5: a linear address is canonical when bits 63:47 (63:56 with LA57) are all
     // equal. The arithmetic shift leaves 0 or -1 exactly then. A non-canonical access is a #GP
     // (or #SS) on hardware, reported here as a fault value with code 0.
     const sign = top === 5 ? vaHi >> 24 : vaHi >> 15;
     if (sign !== 0 && sign !== -1) {
-      out.fault = 'non_canonical';
-      out.level = top;
+      noLeaf(out, 'non_canonical', 0, top, 0);
       return;
     }
 
     const write = access === 'write';
     const fetch = access === 'exec';
-    const nxe = this.nxe;
-    const smep = this.smep;
+    // `=== true` on the boolean fields: a comparison with a constant is all the optimiser needs to
+    // branch, where a field read as such is converted by the generic ToBoolean at every use.
+    const nxe = this.nxe === true;
+    const smep = this.smep === true;
     // §4.7: W/R and U/S describe the access; I/D is set for fetches when EFER.NXE = 1 or
     // CR4.SMEP = 1 (PAE is always 1 in IA-32e paging).
-    const accessCode = (write ? PF_WR : 0) | (user ? PF_US : 0) | (fetch && (nxe || smep) ? PF_ID : 0);
+    const accessCode = (write ? E.PF_WR : 0) | (user ? E.PF_US : 0) | (fetch && (nxe || smep) ? E.PF_ID : 0);
 
     // Table and entry positions are u32 word indices into the buffer: for tables below 4 GiB and a
     // phys_base below 2^33 they stay small integers, so the loop runs on int32 arithmetic.
@@ -322,22 +339,21 @@ export class X86Mmu implements Mmu {
     const entryHi = out.entryHi;
 
     let tw = this.rootWords; // the current table, as a word index of physical memory (address / 4)
-    let rwAll = RW; // R/W ANDed over all levels (§4.6.1)
-    let usAll = US; // U/S ANDed over all levels
+    let rwAll: number = E.RW; // R/W ANDed over all levels (§4.6.1)
+    let usAll: number = E.US; // U/S ANDed over all levels
     let xdAny = 0; // XD ORed over all levels (meaningful only with NXE = 1)
-    let aAll = A; // A ANDed over all levels: whether §4.8 has anything left to set
+    let aAll: number = E.A; // A ANDed over all levels: whether §4.8 has anything left to set
     let level = top;
+    // The lowest VA bit of this level's 9-bit index (§4.5, Figures 4-8 … 4-11): 12 + 9 * (level - 1),
+    // i.e. PML5 56:48, PML4 47:39, PDPT 38:30, PD 29:21, PT 20:12.
+    let shift = 9 * top + 3;
     let lo = 0;
     let hi = 0;
     let ew = 0; // word index in u32 of the current entry
     let n = 0;
     for (;;) {
-      let idx: number;
-      if (level === 1) idx = (vaLo >>> 12) & 511; // PT index: bits 20:12
-      else if (level === 2) idx = (vaLo >>> 21) & 511; // PD: 29:21
-      else if (level === 3) idx = ((vaHi << 2) | (vaLo >>> 30)) & 511; // PDPT: 38:30
-      else if (level === 4) idx = (vaHi >>> 7) & 511; // PML4: 47:39
-      else idx = (vaHi >>> 16) & 511; // PML5: 56:48
+      // Bits above 31 come from vaHi; the PDPT index (38:30) straddles the two halves.
+      const idx = shift >= 32 ? (vaHi >>> (shift - 32)) & 511 : ((vaLo >>> shift) | (vaHi << (32 - shift))) & 511;
       ew = tw + idx * 2 - baseW;
       // A paging structure outside emulated memory. The SDM defines no fault for it: the read goes
       // to the platform, and on a PC a read of unbacked physical memory returns all-ones. An
@@ -354,12 +370,7 @@ export class X86Mmu implements Mmu {
         entryAddrs[n] = (ew + baseW) * 4;
         entryLo[n] = 0xffff_ffff;
         entryHi[n] = 0xffff_ffff;
-        n++;
-        out.fault = 'reserved';
-        out.code = accessCode | PF_P | PF_RSVD;
-        out.level = level;
-        out.memRefs = n;
-        out.entries = n;
+        noLeaf(out, 'reserved', accessCode | E.PF_P | E.PF_RSVD, level, n + 1);
         return;
       }
       lo = u32[ew]!;
@@ -369,38 +380,31 @@ export class X86Mmu implements Mmu {
       entryHi[n] = hi;
       n++;
       // §4.7: P = 0 is a not-present fault; no other bit of the entry is looked at (RSVD stays 0).
-      if ((lo & P) === 0) {
-        out.fault = 'not_present';
-        out.code = accessCode;
-        out.level = level;
-        out.memRefs = n;
-        out.entries = n;
+      if ((lo & E.P) === 0) {
+        noLeaf(out, 'not_present', accessCode, level, n);
         return;
       }
       // §4.5.4 reserved bits: address bits 51:MAXPHYADDR, XD without NXE, PS in a PML5E/PML4E,
       // bits 29:13 of a 1-GByte PDPTE and 20:13 of a 2-MByte PDE.
-      const ps = (lo & PS) !== 0;
+      const ps = (lo & E.PS) !== 0;
       if (
         (hi & rsvdHi) !== 0 ||
-        (ps && (level >= 4 || (level === 3 && (lo & RSVD_1G_LO) !== 0) || (level === 2 && (lo & RSVD_2M_LO) !== 0)))
+        (ps && (level >= 4 || (level === 3 && (lo & E.RSVD_1G_LO) !== 0) || (level === 2 && (lo & E.RSVD_2M_LO) !== 0)))
       ) {
-        out.fault = 'reserved';
-        out.code = accessCode | PF_P | PF_RSVD;
-        out.level = level;
-        out.memRefs = n;
-        out.entries = n;
+        noLeaf(out, 'reserved', accessCode | E.PF_P | E.PF_RSVD, level, n);
         return;
       }
       rwAll &= lo;
       usAll &= lo;
       aAll &= lo;
-      xdAny |= hi >>> 31;
+      xdAny |= hi;
       // A PTE always maps a page; PS = 1 makes a PDPTE (1 GByte) or PDE (2 MBytes) a leaf. CR4.PSE
       // is ignored in IA-32e paging (§4.5.4: only 32-bit paging consults it).
       if (level === 1 || ps) break;
       const th = hi & addrHi;
-      tw = th === 0 ? (lo & ADDR_4K_LO) >>> 2 : th * 1073741824 + ((lo & ADDR_4K_LO) >>> 2);
+      tw = th === 0 ? (lo & E.ADDR_4K_LO) >>> 2 : th * E.WORDS_PER_HI + ((lo & E.ADDR_4K_LO) >>> 2);
       level--;
+      shift -= 9;
     }
 
     // The leaf: page base, size and offset (§4.5.4, Figures 4-8 … 4-10).
@@ -408,23 +412,23 @@ export class X86Mmu implements Mmu {
     let pageSize: number;
     let offset: number;
     if (level === 1) {
-      pageBase = (hi & addrHi) * TWO32 + ((lo & ADDR_4K_LO) >>> 0);
+      pageBase = (hi & addrHi) * E.TWO32 + ((lo & E.ADDR_4K_LO) >>> 0);
       pageSize = 4096;
       offset = vaLo & 0xfff;
     } else if (level === 2) {
-      pageBase = (hi & addrHi) * TWO32 + ((lo & ADDR_2M_LO) >>> 0);
+      pageBase = (hi & addrHi) * E.TWO32 + ((lo & E.ADDR_2M_LO) >>> 0);
       pageSize = 0x20_0000;
       offset = vaLo & 0x1f_ffff;
     } else {
-      pageBase = (hi & addrHi) * TWO32 + ((lo & ADDR_1G_LO) >>> 0);
+      pageBase = (hi & addrHi) * E.TWO32 + ((lo & E.ADDR_1G_LO) >>> 0);
       pageSize = 0x4000_0000;
       offset = vaLo & 0x3fff_ffff;
     }
     const userAddr = usAll !== 0; // a user-mode address: U/S = 1 at every level (§4.6)
     const writable = rwAll !== 0;
-    const noExec = nxe && xdAny !== 0;
-    const wp = this.wp;
-    const pke = this.pke;
+    const noExec = nxe && (xdAny & E.XD_HI) !== 0;
+    const wp = this.wp === true;
+    const pke = this.pke === true;
     const key = (hi >>> 27) & 0xf; // protection key: bits 62:59 of the leaf (§4.6.2)
 
     out.level = level;
@@ -433,9 +437,11 @@ export class X86Mmu implements Mmu {
     out.pa = pageBase + offset;
     out.leafAddr = (ew + baseW) * 4;
     out.leafHi = hi;
-    out.permUser = userAddr ? PERM_R | (writable ? PERM_W : 0) | (noExec ? 0 : PERM_X) : 0;
-    out.permPriv = PERM_R | (writable || !wp ? PERM_W : 0) | (noExec ? 0 : PERM_X);
+    out.permUser = userAddr ? E.PERM_R | (writable ? E.PERM_W : 0) | (noExec ? 0 : E.PERM_X) : 0;
+    out.permPriv = E.PERM_R | (writable || !wp ? E.PERM_W : 0) | (noExec ? 0 : E.PERM_X);
+    out.contiguous = false;
     out.pkey = pke ? key : 0;
+    out.attrIndx = 0;
     out.memRefs = n;
     out.entries = n;
 
@@ -451,7 +457,7 @@ export class X86Mmu implements Mmu {
     } else {
       // Supervisor data accesses: SMAP forbids user-mode addresses unless RFLAGS.AC = 1 (every
       // access is modelled as explicit); writes to read-only addresses fault only with CR0.WP = 1.
-      denied = (this.smap && userAddr && !this.ac) || (write && !writable && wp);
+      denied = (this.smap === true && userAddr && this.ac !== true) || (write && !writable && wp);
     }
     // §4.6.2 protection keys: with CR4.PKE = 1, data accesses to user-mode addresses consult
     // PKRU for the leaf's key: AD forbids every data access, WD forbids writes by user mode and,
@@ -464,10 +470,10 @@ export class X86Mmu implements Mmu {
     }
     if (denied || pk) {
       out.fault = 'protection';
-      out.code = accessCode | PF_P | (pk ? PF_PK : 0);
+      out.code = accessCode | E.PF_P | (pk ? E.PF_PK : 0);
       out.leafLo = lo;
-      out.dirty = (lo & D) !== 0;
-      out.global = this.pge && (lo & G) !== 0;
+      out.dirty = (lo & E.D) !== 0;
+      out.global = this.pge === true && (lo & E.G) !== 0;
       return;
     }
 
@@ -486,10 +492,10 @@ export class X86Mmu implements Mmu {
     // mmulab sets A/D only for an access that passed the checks above (the SDM lets a processor set
     // A in upper levels of an access that faults; this model does not); an upper entry's A set
     // before a re-walk stays set, as on the hardware. A debugger walk changes nothing.
-    if (!debug && (aAll === 0 || (write && (lo & D) === 0))) {
-      const leafSet = write ? A | D : A;
+    if (!debug && (aAll === 0 || (write && (lo & E.D) === 0))) {
+      const leafSet: number = write ? E.A | E.D : E.A;
       for (let i = 0; i < n; i++) {
-        const want = i === n - 1 ? leafSet : A;
+        const want: number = i === n - 1 ? leafSet : E.A;
         const w = (entryAddrs[i]! - physBase) / 4;
         const used = entryLo[i]!;
         let cur = used;
@@ -500,15 +506,17 @@ export class X86Mmu implements Mmu {
             break;
           }
           cur = seen;
-          if (((cur ^ used) & ~(A | D)) !== 0) return this.walk(vaHi, vaLo, access, user, debug, out);
+          if (((cur ^ used) & ~(E.A | E.D)) !== 0) return this.walk(vaHi, vaLo, access, user, debug, out);
         }
         entryLo[i] = cur;
       }
       lo = entryLo[n - 1]!;
     }
+    out.fault = null;
+    out.code = 0;
     out.leafLo = lo;
-    out.dirty = (lo & D) !== 0;
-    out.global = this.pge && (lo & G) !== 0;
+    out.dirty = (lo & E.D) !== 0;
+    out.global = this.pge === true && (lo & E.G) !== 0;
   }
 
   translate(va: bigint, access: AccessKind, user: boolean, opts: TranslateOptions = {}): TranslateOutcome {
@@ -531,13 +539,13 @@ export class X86Mmu implements Mmu {
       attrs: {
         rw: this.allLevelsWritable(out),
         us: out.permUser !== 0,
-        nx: (out.permPriv & PERM_X) === 0,
-        g: (lo & G) !== 0,
-        a: (lo & A) !== 0,
-        d: (lo & D) !== 0,
-        pwt: (lo & PWT) !== 0,
-        pcd: (lo & PCD) !== 0,
-        pat: (out.level === 1 ? lo & PS : lo & PAT_LARGE) !== 0,
+        nx: (out.permPriv & E.PERM_X) === 0,
+        g: (lo & E.G) !== 0,
+        a: (lo & E.A) !== 0,
+        d: (lo & E.D) !== 0,
+        pwt: (lo & E.PWT) !== 0,
+        pcd: (lo & E.PCD) !== 0,
+        pat: (out.level === 1 ? lo & E.PS : lo & E.PAT_LARGE) !== 0,
         pkey: (hi >>> 27) & 0xf,
       },
     };
@@ -545,9 +553,31 @@ export class X86Mmu implements Mmu {
 
   /** R/W = 1 at every level read (permUser is 0 for a supervisor-mode address, so it cannot tell). */
   private allLevelsWritable(out: WalkResult): boolean {
-    for (let i = 0; i < out.entries; i++) if ((out.entryLo[i]! & RW) === 0) return false;
+    for (let i = 0; i < out.entries; i++) if ((out.entryLo[i]! & E.RW) === 0) return false;
     return true;
   }
+}
+
+/** A fault before a leaf was reached (or without one): no translation, every leaf field cleared. */
+function noLeaf(out: WalkResult, kind: X86FaultKind, code: number, level: number, reads: number): void {
+  out.fault = kind;
+  out.code = code;
+  out.level = level;
+  out.pa = 0;
+  out.pageBase = 0;
+  out.pageSize = 0;
+  out.permUser = 0;
+  out.permPriv = 0;
+  out.global = false;
+  out.contiguous = false;
+  out.leafLo = 0;
+  out.leafHi = 0;
+  out.leafAddr = 0;
+  out.dirty = false;
+  out.pkey = 0;
+  out.attrIndx = 0;
+  out.memRefs = reads;
+  out.entries = reads;
 }
 
 function checkRegister(name: string, value: bigint): void {
