@@ -81,6 +81,23 @@ export class WalkResult {
   readonly entryLo = new Uint32Array(6);
   readonly entryHi = new Uint32Array(6);
   entries = 0;
+
+  /** No translation: every field that describes a leaf back to its zero (the fault paths of the walks). */
+  clearLeaf(): void {
+    this.pa = 0;
+    this.pageBase = 0;
+    this.pageSize = 0;
+    this.permUser = 0;
+    this.permPriv = 0;
+    this.global = false;
+    this.contiguous = false;
+    this.leafLo = 0;
+    this.leafHi = 0;
+    this.leafAddr = 0;
+    this.dirty = false;
+    this.pkey = 0;
+    this.attrIndx = 0;
+  }
 }
 
 /** The object form of a translation, for the API edge (FORMATS.md translate JSON). */

@@ -740,19 +740,7 @@ function fault(out: WalkResult, kind: Arm64FaultKind, level: number, reads: numb
     default:
       out.code = E.FSC_PERMISSION | level;
   }
-  out.pa = 0;
-  out.pageBase = 0;
-  out.pageSize = 0;
-  out.permUser = 0;
-  out.permPriv = 0;
-  out.global = false;
-  out.contiguous = false;
-  out.leafLo = 0;
-  out.leafHi = 0;
-  out.leafAddr = 0;
-  out.dirty = false;
-  out.pkey = 0;
-  out.attrIndx = 0;
+  out.clearLeaf();
   out.memRefs = reads;
   out.entries = entries;
 }

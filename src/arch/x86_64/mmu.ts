@@ -563,19 +563,7 @@ function noLeaf(out: WalkResult, kind: X86FaultKind, code: number, level: number
   out.fault = kind;
   out.code = code;
   out.level = level;
-  out.pa = 0;
-  out.pageBase = 0;
-  out.pageSize = 0;
-  out.permUser = 0;
-  out.permPriv = 0;
-  out.global = false;
-  out.contiguous = false;
-  out.leafLo = 0;
-  out.leafHi = 0;
-  out.leafAddr = 0;
-  out.dirty = false;
-  out.pkey = 0;
-  out.attrIndx = 0;
+  out.clearLeaf();
   out.memRefs = reads;
   out.entries = reads;
 }
